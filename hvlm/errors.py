@@ -1,0 +1,104 @@
+"""hvlm's exception tree. Every stage raises these; backends map theirs to these in one place.
+
+    HvlmError                      anything hvlm reports as one clear line (exit 1)
+    +-- ManifestError              bad input: carries located Diagnostics, nothing was contacted
+    +-- CredentialsMissing         an environment variable the manifest's auth needs is not set
+    +-- PlanFileError              a saved plan is unreadable, for another manifest, or stale
+    +-- BackendError               something across a wire failed (target, step, message, cause)
+        +-- HostError              WinRM / PowerShell on one host (hvlm.hosts maps pypsrp here)
+        |   +-- HostUnreachable    connect/TLS/timeout: transport never got an answer
+        |   +-- HostAuthError      401: wrong or missing credentials
+        |   +-- CmdletError        a PowerShell error record (terminating or not)
+        +-- DirectoryError         LDAP (hvlm.directory maps ldap3 here)
+            +-- DirectoryUnreachable
+            +-- DirectoryAuthError
+            +-- DirectoryAccessDenied   insufficientAccessRights (SeEnableDelegationPrivilege)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Severity(str, Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One located problem in an input file: `FILE:LINE:COL: path: message`."""
+
+    severity: Severity
+    message: str
+    file: str = "<input>"
+    line: int = 0  # 1-based; 0 = unknown
+    column: int = 0
+    path: str = ""  # location in the document, e.g. "hosts[1].name"
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
+        prefix = f"{where}: {self.path}: " if self.path else f"{where}: "
+        tag = "" if self.severity is Severity.ERROR else "warning: "
+        return f"{prefix}{tag}{self.message}"
+
+
+class HvlmError(Exception):
+    """Base class: the message is one line meant for the operator."""
+
+
+class ManifestError(HvlmError):
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        self.diagnostics = diagnostics
+        errors = [d for d in diagnostics if d.severity is Severity.ERROR]
+        super().__init__(str(errors[0]) if errors else "invalid manifest")
+
+
+class CredentialsMissing(HvlmError):
+    pass
+
+
+class PlanFileError(HvlmError):
+    pass
+
+
+class BackendError(HvlmError):
+    """Something across a wire failed. `target` is a host or directory server, `step` what hvlm did."""
+
+    def __init__(self, target: str, step: str, message: str, *, hint: str = "") -> None:
+        self.target, self.step, self.detail, self.hint = target, step, message, hint
+        text = f"{target}: {step}: {message}"
+        super().__init__(f"{text} ({hint})" if hint else text)
+
+
+class HostError(BackendError):
+    pass
+
+
+class HostUnreachable(HostError):
+    pass
+
+
+class HostAuthError(HostError):
+    pass
+
+
+class CmdletError(HostError):
+    pass
+
+
+class DirectoryError(BackendError):
+    pass
+
+
+class DirectoryUnreachable(DirectoryError):
+    pass
+
+
+class DirectoryAuthError(DirectoryError):
+    pass
+
+
+class DirectoryAccessDenied(DirectoryError):
+    pass
