@@ -1,0 +1,394 @@
+"""The plan: what hvlm will change, in apply order, and the saved-plan file format (version 1).
+
+Pipeline position: the planner (hvlm.planner) builds a Plan from the model and the observed
+state; the renderers (hvlm.render) show it; `hvlm plan --out FILE` saves it with `dumps_plan`;
+`hvlm apply FILE` reads it back with `loads_plan`, re-reads every target and calls `stale_targets`
+before touching anything. Pure: no I/O, no backends. `Finding` also serves `hvlm check`.
+
+Addresses (stable, documented in schemas/plan.v1.schema.json):
+    host/HV01/migration                      every Set-VMHost / Enable-VMMigration setting of a host
+    host/HV01/network/192.168.10.0/24        one incoming migration network
+    directory/HV01/allowedToDelegateTo       values added to the account (phase directory-add)
+    directory/HV01/allowedToDelegateTo/prune hvlm's own values deleted (phase directory-prune)
+    directory/HV01/protocolTransition        the 0x01000000 userAccountControl bit
+    host/HV01/tickets                        `klist purge -li 0x3e7` after delegation changed
+A change's *target* (`host/HV01`, `directory/HV01`) is what its fingerprint covers.
+
+The file holds only the fields listed here, written one by one: never credentials, never whatever
+else a state object might carry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, TypeVar
+
+from hvlm.errors import Diagnostic, PlanFileError, Severity
+from hvlm.state import DelegationState, MigrationState
+
+FORMAT_VERSION = 1
+
+# A value in a change's before/after: JSON scalars, or a list of strings (held as a tuple).
+FieldValue = None | bool | int | str | tuple[str, ...]
+Fields = Mapping[str, FieldValue]
+E = TypeVar("E", bound=Enum)
+
+
+class Action(str, Enum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+
+    @property
+    def symbol(self) -> str:
+        return {"create": "+", "update": "~", "delete": "-"}[self.value]
+
+
+class Phase(str, Enum):
+    """Apply order: migrations keep working at every step in between."""
+
+    DIRECTORY_ADD = "directory-add"  # delegation values added, protocol transition turned on
+    HOST = "host"  # enable, add networks, settings, remove networks
+    DIRECTORY_PRUNE = "directory-prune"  # hvlm's stale values deleted, protocol transition off
+    TICKETS = "tickets"  # purge the SYSTEM tickets of hosts whose delegation changed
+
+    @property
+    def order(self) -> int:
+        return _PHASE_ORDER.index(self)
+
+    @property
+    def heading(self) -> str:
+        return _PHASE_HEADING[self]
+
+
+_PHASE_ORDER = list(Phase)
+_PHASE_HEADING = {
+    Phase.DIRECTORY_ADD: "Directory: delegation added",
+    Phase.HOST: "Hosts: migration settings and networks",
+    Phase.DIRECTORY_PRUNE: "Directory: stale delegation removed",
+    Phase.TICKETS: "Hosts: Kerberos tickets refreshed",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something a reviewer must know; hvlm does not fix it by itself (shared with `hvlm check`)."""
+
+    severity: Severity
+    subject: str  # an address or target, e.g. "directory/HV01", or "HV01<->HV02" for a pair
+    code: str  # stable kebab-case identifier, e.g. "unconstrained-delegation"
+    message: str
+    fix: str = ""
+    evidence: str = ""
+
+    @classmethod
+    def from_diagnostic(cls, diagnostic: Diagnostic) -> Finding:
+        """A validation warning (or error) of the manifest, shown with the plan."""
+        where = f"{diagnostic.file}:{diagnostic.line}" if diagnostic.line else diagnostic.file
+        subject = f"{where}: {diagnostic.path}" if diagnostic.path else where
+        return cls(diagnostic.severity, subject, "manifest", diagnostic.message)
+
+
+@dataclass(frozen=True)
+class Change:
+    address: str
+    phase: Phase
+    action: Action
+    host: str  # the manifest host the change concerns (its settings, or its computer account)
+    reason: str
+    before: Fields | None = None
+    after: Fields | None = None
+    add: tuple[str, ...] = ()  # delegation values added (allowedToDelegateTo)
+    delete: tuple[str, ...] = ()  # delegation values deleted (exactly as stored)
+
+    @property
+    def target(self) -> str:
+        """`host/HV01` or `directory/HV01`: the observed object this change was computed from."""
+        kind, name = self.address.split("/", 2)[:2]
+        return f"{kind}/{name}"
+
+
+@dataclass(frozen=True)
+class Target:
+    """The fingerprint of an observed object a plan touches, as it was when planned."""
+
+    address: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class ManifestRef:
+    name: str
+    source: str = ""
+    digest: str = ""
+
+
+@dataclass(frozen=True)
+class Plan:
+    manifest: ManifestRef
+    changes: tuple[Change, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    targets: tuple[Target, ...] = ()
+    unread_hosts: tuple[str, ...] = ()  # hosts that could not be read: apply skips them
+    directory_read: bool = True
+    selection: tuple[str, ...] | None = None  # --host names, None = every host
+    refresh_tickets: bool = False
+    hvlm_version: str = field(default="", compare=False)
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.changes)
+
+    def summary(self) -> tuple[int, int, int]:
+        """(to add, to change, to delete), as in "Plan: N to add, M to change, K to delete."."""
+        counts = {action: 0 for action in Action}
+        for change in self.changes:
+            counts[change.action] += 1
+        return counts[Action.CREATE], counts[Action.UPDATE], counts[Action.DELETE]
+
+    def in_phase(self, phase: Phase) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.phase is phase)
+
+    def errors(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity is Severity.ERROR)
+
+
+# --- fingerprints -------------------------------------------------------------------------------
+
+
+def _digest(document: object) -> str:
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return "sha256:" + hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def host_fingerprint(state: MigrationState) -> str:
+    """What the host changes were computed from; network order on the host does not matter."""
+    networks = sorted(
+        (n.subnet.version, int(n.subnet.network_address), n.subnet.prefixlen, n.priority)
+        for n in state.networks
+    )
+    return _digest(
+        [
+            state.enabled,
+            state.authentication.value,
+            state.performance.value,
+            state.max_virtual_machine_migrations,
+            state.max_storage_migrations,
+            state.use_any_network,
+            networks,
+        ]
+    )
+
+
+def account_fingerprint(state: DelegationState) -> str:
+    """What the directory changes were computed from; LDAP returns values in no fixed order."""
+    return _digest([state.dn, state.user_account_control, sorted(state.allowed_to_delegate_to)])
+
+
+def target_key(address: str) -> str:
+    """`host/hv01` -> `host/HV01`: targets compare with the host name case-insensitively."""
+    kind, _, name = address.partition("/")
+    return f"{kind}/{name.upper()}"
+
+
+def stale_targets(plan: Plan, current: Mapping[str, str | None]) -> tuple[str, ...]:
+    """Targets whose fingerprint now differs from the plan's (missing or None: not read again).
+
+    `current` is keyed by `target_key` (hvlm.planner.current_fingerprints builds it).
+    """
+    return tuple(
+        t.address for t in plan.targets if current.get(target_key(t.address)) != t.fingerprint
+    )
+
+
+# --- the plan file (format_version 1) ----------------------------------------------------------
+
+
+def plan_to_document(plan: Plan) -> dict[str, Any]:
+    add, change, delete = plan.summary()
+    return {
+        "format_version": FORMAT_VERSION,
+        "hvlm_version": plan.hvlm_version,
+        "manifest": {
+            "name": plan.manifest.name,
+            "source": plan.manifest.source,
+            "digest": plan.manifest.digest,
+        },
+        "options": {
+            "hosts": list(plan.selection) if plan.selection is not None else None,
+            "refresh_tickets": plan.refresh_tickets,
+        },
+        "summary": {"add": add, "change": change, "delete": delete},
+        "changes": [_change_doc(c) for c in plan.changes],
+        "findings": [_finding_doc(f) for f in plan.findings],
+        "targets": [{"address": t.address, "fingerprint": t.fingerprint} for t in plan.targets],
+        "unread_hosts": list(plan.unread_hosts),
+        "directory_read": plan.directory_read,
+    }
+
+
+def _fields_doc(fields: Fields | None) -> dict[str, Any] | None:
+    if fields is None:
+        return None
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}
+
+
+def _change_doc(change: Change) -> dict[str, Any]:
+    return {
+        "address": change.address,
+        "phase": change.phase.value,
+        "action": change.action.value,
+        "host": change.host,
+        "target": change.target,
+        "reason": change.reason,
+        "before": _fields_doc(change.before),
+        "after": _fields_doc(change.after),
+        "add": list(change.add),
+        "delete": list(change.delete),
+    }
+
+
+def _finding_doc(finding: Finding) -> dict[str, Any]:
+    return {
+        "severity": finding.severity.value,
+        "subject": finding.subject,
+        "code": finding.code,
+        "message": finding.message,
+        "fix": finding.fix,
+        "evidence": finding.evidence,
+    }
+
+
+def dumps_plan(plan: Plan) -> str:
+    return json.dumps(plan_to_document(plan), indent=2, ensure_ascii=False) + "\n"
+
+
+def loads_plan(text: str | bytes) -> Plan:
+    """Read a plan file; anything malformed is one PlanFileError naming where."""
+    try:
+        document = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PlanFileError(f"plan file is not JSON: {exc}") from exc
+    return plan_from_document(document)
+
+
+def plan_from_document(document: object) -> Plan:
+    doc = _obj(document, "plan")
+    version = doc.get("format_version")
+    if version != FORMAT_VERSION or isinstance(version, bool):
+        raise PlanFileError(
+            f"plan format_version {version!r} is not supported (this hvlm reads {FORMAT_VERSION})"
+        )
+    manifest = _obj(doc.get("manifest"), "manifest")
+    options = _obj(doc.get("options"), "options")
+    hosts = options.get("hosts")
+    return Plan(
+        manifest=ManifestRef(
+            name=_str(manifest, "name", "manifest"),
+            source=_str(manifest, "source", "manifest"),
+            digest=_str(manifest, "digest", "manifest"),
+        ),
+        changes=tuple(_change(c, f"changes[{i}]") for i, c in enumerate(_list(doc, "changes"))),
+        findings=tuple(_finding(f, f"findings[{i}]") for i, f in enumerate(_list(doc, "findings"))),
+        targets=tuple(_target(t, f"targets[{i}]") for i, t in enumerate(_list(doc, "targets"))),
+        unread_hosts=_strings(doc.get("unread_hosts"), "unread_hosts"),
+        directory_read=_bool(doc, "directory_read", "plan"),
+        selection=None if hosts is None else _strings(hosts, "options.hosts"),
+        refresh_tickets=_bool(options, "refresh_tickets", "options"),
+        hvlm_version=_str(doc, "hvlm_version", "plan"),
+    )
+
+
+def _change(value: object, where: str) -> Change:
+    doc = _obj(value, where)
+    change = Change(
+        address=_str(doc, "address", where),
+        phase=_enum(Phase, doc, "phase", where),
+        action=_enum(Action, doc, "action", where),
+        host=_str(doc, "host", where),
+        reason=_str(doc, "reason", where),
+        before=_fields(doc.get("before"), f"{where}.before"),
+        after=_fields(doc.get("after"), f"{where}.after"),
+        add=_strings(doc.get("add", []), f"{where}.add"),
+        delete=_strings(doc.get("delete", []), f"{where}.delete"),
+    )
+    if change.address.count("/") < 2:
+        raise PlanFileError(f"plan file: {where}.address: {change.address!r} is not an address")
+    return change
+
+
+def _finding(value: object, where: str) -> Finding:
+    doc = _obj(value, where)
+    return Finding(
+        severity=_enum(Severity, doc, "severity", where),
+        subject=_str(doc, "subject", where),
+        code=_str(doc, "code", where),
+        message=_str(doc, "message", where),
+        fix=_str(doc, "fix", where),
+        evidence=_str(doc, "evidence", where),
+    )
+
+
+def _target(value: object, where: str) -> Target:
+    doc = _obj(value, where)
+    return Target(_str(doc, "address", where), _str(doc, "fingerprint", where))
+
+
+def _obj(value: object, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise PlanFileError(f"plan file: {where}: expected an object")
+    return value
+
+
+def _list(doc: dict[str, Any], key: str) -> list[Any]:
+    value = doc.get(key)
+    if not isinstance(value, list):
+        raise PlanFileError(f"plan file: {key}: expected a list")
+    return value
+
+
+def _str(doc: dict[str, Any], key: str, where: str) -> str:
+    value = doc.get(key)
+    if not isinstance(value, str):
+        raise PlanFileError(f"plan file: {where}.{key}: expected a string")
+    return value
+
+
+def _bool(doc: dict[str, Any], key: str, where: str) -> bool:
+    value = doc.get(key)
+    if not isinstance(value, bool):
+        raise PlanFileError(f"plan file: {where}.{key}: expected true or false")
+    return value
+
+
+def _strings(value: object, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise PlanFileError(f"plan file: {where}: expected a list of strings")
+    return tuple(value)
+
+
+def _enum(kind: type[E], doc: dict[str, Any], key: str, where: str) -> E:
+    value = doc.get(key)
+    try:
+        return kind(value)
+    except (ValueError, TypeError):
+        raise PlanFileError(f"plan file: {where}.{key}: unknown value {value!r}") from None
+
+
+def _fields(value: object, where: str) -> dict[str, FieldValue] | None:
+    if value is None:
+        return None
+    doc = _obj(value, where)
+    fields: dict[str, FieldValue] = {}
+    for key, item in doc.items():
+        if item is None or isinstance(item, (bool, int, str)):
+            fields[key] = item
+        elif isinstance(item, list) and all(isinstance(v, str) for v in item):
+            fields[key] = tuple(item)
+        else:
+            raise PlanFileError(f"plan file: {where}.{key}: unsupported value")
+    return fields

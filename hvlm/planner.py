@@ -1,0 +1,460 @@
+"""The planner: desired state (hvlm.model) + observed state (hvlm.state) -> Plan (hvlm.plan). Pure.
+
+Pipeline position: `hvlm plan` / `hvlm apply` read the hosts (hvlm.hosts) and the directory
+(hvlm.directory), then call `build_plan`; the renderers show the result and the applier executes it.
+This module imports neither pypsrp nor ldap3 and does no I/O.
+
+Rules (issue 6):
+- Only declared fields are compared (None in the model = unmanaged); subnets as parsed networks;
+  delegation values case-insensitively (an existing case variant satisfies a desired value).
+- Networks: when the manifest declares a list, entries not listed are deleted after the additions
+  (useAnyNetwork: true declares none, so the list is left alone); a None priority accepts any.
+  The same rules as hvlm.hosts.commands.host_commands, which turns a host's changes into cmdlets.
+- Delegation is managed only for hosts whose authentication is declared: Kerberos hosts get a value
+  per peer, service and name form; CredSSP hosts want none (so pruning removes hvlm's old values).
+  Protocol transition is managed for Kerberos hosts only. 0x00080000 is never planned: a finding.
+- Order: directory additions, host changes, pruned values (and protocol transition turned off), then
+  optional ticket refresh on hosts whose account changed.
+- Selection (`--host`): host changes and tickets only for the selected hosts; their own accounts
+  fully, and on every other account only the values toward a selected host (both directions).
+- Unread hosts get no host changes, a finding, and are listed in `Plan.unread_hosts`.
+Cost: O(hosts x peers x services); hosts are looked up through a dict, never by scanning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from hvlm import __version__
+from hvlm.errors import HvlmError, Severity
+from hvlm.model import (
+    UAC_TRUSTED_TO_AUTH_FOR_DELEGATION,
+    HostSpec,
+    IPNetwork,
+    Manifest,
+    desired_delegation,
+    manifest_names,
+    owned_value,
+)
+from hvlm.plan import (
+    Action,
+    Change,
+    FieldValue,
+    Finding,
+    ManifestRef,
+    Phase,
+    Plan,
+    Target,
+    account_fingerprint,
+    host_fingerprint,
+    target_key,
+)
+from hvlm.state import DelegationState, DirectoryState, HostState, MigrationState
+
+DELEGATION_ATTRIBUTE = "allowedToDelegateTo"
+_MIGRATION_FIELDS = (
+    ("enabled", "enabled"),
+    ("authentication", "authentication"),
+    ("performance", "performance"),
+    ("maxVirtualMachineMigrations", "max_virtual_machine_migrations"),
+    ("maxStorageMigrations", "max_storage_migrations"),
+    ("useAnyNetwork", "use_any_network"),
+)
+
+
+@dataclass(frozen=True)
+class _Context:
+    manifest: Manifest
+    index: Mapping[str, HostSpec]  # by upper-cased name
+    names: frozenset[str]  # every manifest host's short name and FQDN, lower-cased
+    selected: frozenset[str] | None  # upper-cased keys, None = all
+    selected_names: frozenset[str]  # short names and FQDNs of the selected hosts, lower-cased
+
+    def is_selected(self, spec: HostSpec) -> bool:
+        return self.selected is None or spec.key in self.selected
+
+
+def build_plan(
+    manifest: Manifest,
+    hosts: Mapping[str, HostState],
+    directory: DirectoryState | None,
+    *,
+    selection: Collection[str] | None = None,
+    refresh_tickets: bool = False,
+    host_errors: Mapping[str, str] | None = None,
+    directory_error: str | None = None,
+    findings: Sequence[Finding] = (),
+) -> Plan:
+    """Plan the changes that make the observed state match the manifest.
+
+    `hosts` and `host_errors` are keyed by upper-cased host name; a selected host found in neither
+    is reported as not read. `findings` (e.g. validation warnings) are carried into the plan.
+    """
+    ctx = _context(manifest, selection)
+    errors = host_errors or {}
+    found: list[Finding] = list(findings)
+    host_changes, unread = _host_phase(ctx, hosts, errors, found)
+    added, pruned, touched = _directory_phases(ctx, directory, directory_error, found)
+    tickets = _ticket_phase(ctx, touched, unread, found) if refresh_tickets else []
+    changes = (*added, *host_changes, *pruned, *tickets)
+    return Plan(
+        manifest=ManifestRef(manifest.name, manifest.source, manifest.digest),
+        changes=changes,
+        findings=tuple(sorted(set(found), key=_finding_order)),
+        targets=_targets(changes, hosts, directory),
+        unread_hosts=tuple(unread),
+        directory_read=directory is not None,
+        selection=None if ctx.selected is None else tuple(sorted(ctx.selected)),
+        refresh_tickets=refresh_tickets,
+        hvlm_version=__version__,
+    )
+
+
+def _context(manifest: Manifest, selection: Collection[str] | None) -> _Context:
+    index = {spec.key: spec for spec in manifest.hosts}
+    selected: frozenset[str] | None = None
+    selected_names: frozenset[str] = manifest_names(manifest)
+    if selection is not None:
+        selected = frozenset(name.upper() for name in selection)
+        unknown = sorted(selected - index.keys())
+        if unknown:
+            raise HvlmError(f"--host {', '.join(unknown)}: not a host of the manifest")
+        chosen = [index[key] for key in selected]
+        selected_names = frozenset(n for s in chosen for n in (s.name.lower(), s.fqdn.lower()))
+    return _Context(manifest, index, manifest_names(manifest), selected, selected_names)
+
+
+def _finding_order(finding: Finding) -> tuple[int, str, str, str]:
+    return (0 if finding.severity is Severity.ERROR else 1, finding.subject, finding.code,
+            finding.message)
+
+
+# --- phase 2: hosts -------------------------------------------------------------------------------
+
+
+def _host_phase(
+    ctx: _Context, hosts: Mapping[str, HostState], errors: Mapping[str, str], found: list[Finding]
+) -> tuple[list[Change], list[str]]:
+    changes: list[Change] = []
+    unread: list[str] = []
+    for spec in ctx.manifest.hosts:
+        if not ctx.is_selected(spec):
+            continue
+        state = hosts.get(spec.key)
+        if state is None or spec.key in errors:
+            unread.append(spec.name)
+            found.append(_unread_finding(spec, errors.get(spec.key, "")))
+            continue
+        found.extend(_host_findings(spec, state))
+        planned = host_changes(spec, state.migration)
+        if planned and _stranded(spec, state.migration):
+            found.append(Finding(
+                Severity.ERROR, f"host/{spec.name}", "no-migration-network",
+                "the manifest would leave migration enabled with no network to migrate on; "
+                "apply refuses to change this host",
+                fix="declare at least one network, or useAnyNetwork: true",
+            ))
+        changes.extend(planned)
+    return changes, unread
+
+
+def _stranded(spec: HostSpec, observed: MigrationState) -> bool:
+    """Would the host end enabled, not on any network, with no network listed?"""
+    wanted = spec.migration
+    enabled = observed.enabled if wanted.enabled is None else wanted.enabled
+    any_network = observed.use_any_network if wanted.use_any_network is None \
+        else wanted.use_any_network
+    networks = observed.networks if wanted.networks is None else wanted.networks
+    return enabled and not any_network and not networks
+
+
+def _unread_finding(spec: HostSpec, error: str) -> Finding:
+    return Finding(
+        Severity.ERROR, f"host/{spec.name}", "host-unread",
+        f"could not read {spec.name}: {error or 'no state was returned'}",
+        fix="check that the host answers over WinRM with these credentials; apply skips it",
+    )
+
+
+def _host_findings(spec: HostSpec, state: HostState) -> list[Finding]:
+    subject = f"host/{spec.name}"
+    found = [Finding(Severity.WARNING, subject, "host-read-warning", w)
+             for w in state.read_warnings]
+    wanted = spec.migration
+    if wanted.networks is not None and wanted.use_any_network is None \
+            and state.migration.use_any_network:
+        found.append(Finding(
+            Severity.WARNING, subject, "networks-ignored",
+            "the host migrates over any network, so the declared networks are not used",
+            fix="declare useAnyNetwork: false to restrict migration to the listed networks",
+            evidence="UseAnyNetworkForMigration=True",
+        ))
+    return found
+
+
+def host_changes(spec: HostSpec, observed: MigrationState) -> list[Change]:
+    """The changes of one host, in order: settings, networks added or changed, networks removed."""
+    changes: list[Change] = []
+    settings = _migration_change(spec, observed)
+    if settings is not None:
+        changes.append(settings)
+    changes.extend(_network_changes(spec, observed))
+    return changes
+
+
+def _value(value: object) -> FieldValue:
+    enum_value = getattr(value, "value", value)
+    assert enum_value is None or isinstance(enum_value, (bool, int, str))
+    return enum_value
+
+
+def _migration_change(spec: HostSpec, observed: MigrationState) -> Change | None:
+    before: dict[str, FieldValue] = {}
+    after: dict[str, FieldValue] = {}
+    for name, attr in _MIGRATION_FIELDS:
+        wanted = getattr(spec.migration, attr)
+        current = getattr(observed, attr)
+        if wanted is not None and wanted != current:
+            before[name], after[name] = _value(current), _value(wanted)
+    if not after:
+        return None
+    return Change(
+        f"host/{spec.name}/migration", Phase.HOST, Action.UPDATE, spec.name,
+        f"differs from the manifest: {', '.join(after)}", before, after,
+    )
+
+
+def _network_key(subnet: IPNetwork) -> tuple[int, int, int]:
+    return subnet.version, int(subnet.network_address), subnet.prefixlen
+
+
+def _network_changes(spec: HostSpec, observed: MigrationState) -> list[Change]:
+    wanted = spec.migration.networks
+    if wanted is None:
+        return []
+    current = {net.subnet: net.priority for net in observed.networks}
+    changes: list[Change] = []
+    for net in wanted:
+        address = f"host/{spec.name}/network/{net.subnet}"
+        after: dict[str, FieldValue] = {"subnet": str(net.subnet), "priority": net.priority}
+        if net.subnet not in current:
+            changes.append(Change(address, Phase.HOST, Action.CREATE, spec.name,
+                                  "declared in the manifest, missing on the host", None, after))
+        elif net.priority is not None and net.priority != current[net.subnet]:
+            before: dict[str, FieldValue] = {"subnet": str(net.subnet),
+                                             "priority": current[net.subnet]}
+            reason = (f"priority {current[net.subnet]} on the host, "
+                      f"the manifest wants {net.priority}")
+            changes.append(Change(address, Phase.HOST, Action.UPDATE, spec.name, reason,
+                                  before, after))
+    declared = {net.subnet for net in wanted}
+    for subnet in sorted(current.keys() - declared, key=_network_key):
+        changes.append(Change(
+            f"host/{spec.name}/network/{subnet}", Phase.HOST, Action.DELETE, spec.name,
+            "on the host, not in the manifest's list of networks",
+            {"subnet": str(subnet), "priority": current[subnet]}, None,
+        ))
+    return changes
+
+
+# --- phases 1 and 3: the directory -----------------------------------------------------------
+
+
+def _directory_phases(
+    ctx: _Context, directory: DirectoryState | None, error: str | None, found: list[Finding]
+) -> tuple[list[Change], list[Change], list[str]]:
+    """(additions, removals, names of hosts whose account changes)."""
+    managed = [s for s in ctx.manifest.hosts if s.migration.authentication is not None]
+    if directory is None:
+        if any(s.uses_kerberos and ctx.is_selected(s) for s in managed):
+            found.append(Finding(
+                Severity.ERROR, "directory", "directory-unread",
+                f"the directory was not read: {error or 'no directory state'}",
+                fix="check directory.servers and the directory credentials; "
+                    "apply makes no delegation change",
+            ))
+        return [], [], []
+    accounts = {a.name.upper(): a for a in directory.accounts}
+    added: list[Change] = []
+    pruned: list[Change] = []
+    touched: list[str] = []
+    for spec in managed:
+        account = accounts.get(spec.key)
+        if account is None:
+            if ctx.is_selected(spec):
+                found.append(_missing_account(spec))
+            continue
+        if ctx.is_selected(spec) and account.unconstrained:
+            found.append(_unconstrained(spec, account))
+        adds, removes = _account_changes(ctx, spec, account)
+        added.extend(adds)
+        pruned.extend(removes)
+        if adds or removes:
+            touched.append(spec.name)
+    return added, pruned, touched
+
+
+def _missing_account(spec: HostSpec) -> Finding:
+    return Finding(
+        Severity.ERROR if spec.uses_kerberos else Severity.WARNING,
+        f"directory/{spec.name}", "computer-account-missing",
+        f"no computer account {spec.name} in the directory: its delegation cannot be set",
+        fix="join the host to the domain (or correct its name in the manifest)",
+    )
+
+
+def _unconstrained(spec: HostSpec, account: DelegationState) -> Finding:
+    return Finding(
+        Severity.ERROR, f"directory/{spec.name}", "unconstrained-delegation",
+        f"{spec.name} is trusted for unconstrained delegation (any service, any user)",
+        fix="set the account's delegation to 'Trust this computer for delegation to specified "
+            "services only' (clears 0x00080000); hvlm never sets or clears this bit itself",
+        evidence=f"userAccountControl=0x{account.user_account_control:08x} includes "
+                 "TRUSTED_FOR_DELEGATION (0x00080000)",
+    )
+
+
+def _target_name(value: str) -> str:
+    target = value.partition("/")[2]
+    return target.split(":", 1)[0].split("/", 1)[0].lower()
+
+
+def _desired_values(ctx: _Context, spec: HostSpec) -> tuple[str, ...]:
+    try:
+        peers = tuple(ctx.index[name.upper()] for name in spec.peers)
+    except KeyError as exc:
+        raise HvlmError(f"host {spec.name}: peer {exc.args[0]} is not a host of the manifest") \
+            from None
+    return desired_delegation(spec, peers)
+
+
+def _account_changes(
+    ctx: _Context, spec: HostSpec, account: DelegationState
+) -> tuple[list[Change], list[Change]]:
+    selected = ctx.is_selected(spec)
+    desired = _desired_values(ctx, spec)
+    wanted = {v.lower() for v in desired}
+    have = {v.lower() for v in account.allowed_to_delegate_to}
+    add: list[str] = []
+    for value in desired:
+        low = value.lower()
+        if low not in have and (selected or _target_name(value) in ctx.selected_names):
+            have.add(low)
+            add.append(value)
+    delete: list[str] = []
+    if ctx.manifest.prune_delegation:
+        delete = [
+            v for v in account.allowed_to_delegate_to
+            if v.lower() not in wanted and owned_value(v, ctx.names)
+            and (selected or _target_name(v) in ctx.selected_names)
+        ]
+    transition = _transition(spec, account) if selected else None
+    return _delegation_changes(spec, account, add, delete, transition)
+
+
+def _transition(spec: HostSpec, account: DelegationState) -> bool | None:
+    """The protocol-transition bit to set (True/False), None when nothing to do."""
+    wanted = spec.delegation.protocol_transition
+    if not spec.uses_kerberos or wanted is None or wanted == account.protocol_transition:
+        return None
+    return wanted
+
+
+def _delegation_changes(
+    spec: HostSpec, account: DelegationState, add: list[str], delete: list[str],
+    transition: bool | None,
+) -> tuple[list[Change], list[Change]]:
+    adds: list[Change] = []
+    removes: list[Change] = []
+    values = tuple(account.allowed_to_delegate_to)
+    address = f"directory/{spec.name}/{DELEGATION_ATTRIBUTE}"
+    if add:
+        after = values + tuple(add)
+        reason = (f"{spec.name} migrates with Kerberos to {len(spec.peers)} peer(s): "
+                  f"{len(add)} value(s) missing")
+        adds.append(Change(address, Phase.DIRECTORY_ADD,
+                           Action.CREATE if not values else Action.UPDATE, spec.name, reason,
+                           {DELEGATION_ATTRIBUTE: values}, {DELEGATION_ATTRIBUTE: after},
+                           add=tuple(add)))
+        values = after
+    if delete:
+        gone = set(delete)
+        after = tuple(v for v in values if v not in gone)
+        reason = f"prune.delegation: hvlm's values toward hosts that are not {spec.name}'s peers"
+        removes.append(Change(f"{address}/prune", Phase.DIRECTORY_PRUNE, Action.DELETE,
+                              spec.name, reason, {DELEGATION_ATTRIBUTE: values},
+                              {DELEGATION_ATTRIBUTE: after}, delete=tuple(delete)))
+    if transition is not None:
+        change = _transition_change(spec, account, transition)
+        (adds if transition else removes).append(change)
+    return adds, removes
+
+
+def _transition_change(spec: HostSpec, account: DelegationState, wanted: bool) -> Change:
+    uac = account.user_account_control
+    new = uac | UAC_TRUSTED_TO_AUTH_FOR_DELEGATION if wanted else \
+        uac & ~UAC_TRUSTED_TO_AUTH_FOR_DELEGATION
+    phase = Phase.DIRECTORY_ADD if wanted else Phase.DIRECTORY_PRUNE
+    reason = ("delegation.protocolTransition: "
+              f"{'true' if wanted else 'false'} (\"use any authentication protocol\")")
+    return Change(
+        f"directory/{spec.name}/protocolTransition", phase, Action.UPDATE, spec.name, reason,
+        {"protocolTransition": not wanted, "userAccountControl": uac},
+        {"protocolTransition": wanted, "userAccountControl": new},
+    )
+
+
+# --- phase 4: tickets, and fingerprints --------------------------------------------------------
+
+
+def _ticket_phase(
+    ctx: _Context, touched: Iterable[str], unread: Sequence[str], found: list[Finding]
+) -> list[Change]:
+    changes: list[Change] = []
+    for name in touched:
+        spec = ctx.index[name.upper()]
+        if not ctx.is_selected(spec):
+            found.append(Finding(
+                Severity.WARNING, f"host/{spec.name}", "tickets-not-refreshed",
+                f"the delegation of {spec.name} changes but {spec.name} is not selected",
+                fix=f"run `klist purge -li 0x3e7` on {spec.name}, or plan it with --host",
+            ))
+        elif spec.name not in unread:
+            changes.append(Change(
+                f"host/{spec.name}/tickets", Phase.TICKETS, Action.UPDATE, spec.name,
+                f"the delegation of {spec.name} changes: purge the computer's Kerberos tickets "
+                "(klist purge -li 0x3e7) so it takes effect",
+            ))
+    return changes
+
+
+def _targets(
+    changes: Sequence[Change], hosts: Mapping[str, HostState], directory: DirectoryState | None
+) -> tuple[Target, ...]:
+    accounts = {a.name.upper(): a for a in directory.accounts} if directory else {}
+    targets: dict[str, str] = {}
+    for change in changes:
+        target = change.target
+        if change.phase is Phase.TICKETS or target in targets:
+            continue
+        kind, _, name = target.partition("/")
+        key = name.upper()
+        if kind == "host":
+            targets[target] = host_fingerprint(hosts[key].migration)
+        else:
+            targets[target] = account_fingerprint(accounts[key])
+    return tuple(Target(address, fp) for address, fp in targets.items())
+
+
+def current_fingerprints(
+    hosts: Mapping[str, HostState], directory: DirectoryState | None
+) -> dict[str, str]:
+    """Fingerprints of everything re-read, by `target_key` (for `hvlm.plan.stale_targets`).
+
+    `hosts` is keyed by host name (any case), as `build_plan` takes it.
+    """
+    result = {target_key(f"host/{key}"): host_fingerprint(s.migration) for key, s in hosts.items()}
+    for account in directory.accounts if directory else ():
+        result[target_key(f"directory/{account.name}")] = account_fingerprint(account)
+    return result
