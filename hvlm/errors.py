@@ -1,18 +1,18 @@
 """hvlm's exception tree. Every stage raises these; backends map theirs to these in one place.
 
-    HvlmError                      anything hvlm reports as one clear line (exit 1)
-    +-- ManifestError              bad input: carries located Diagnostics, nothing was contacted
-    +-- CredentialsMissing         an environment variable the manifest's auth needs is not set
-    +-- PlanFileError              a saved plan is unreadable, for another manifest, or stale
-    +-- BackendError               something across a wire failed (target, step, message, cause)
-        +-- HostError              WinRM / PowerShell on one host (hvlm.hosts maps pypsrp here)
-        |   +-- HostUnreachable    connect/TLS/timeout: transport never got an answer
-        |   +-- HostAuthError      401: wrong or missing credentials
-        |   +-- CmdletError        a PowerShell error record (terminating or not)
-        +-- DirectoryError         LDAP (hvlm.directory maps ldap3 here)
-            +-- DirectoryUnreachable
-            +-- DirectoryAuthError
-            +-- DirectoryAccessDenied   insufficientAccessRights (SeEnableDelegationPrivilege)
+HvlmError                      anything hvlm reports as one clear line (exit 1)
++-- ManifestError              bad input: carries located Diagnostics, nothing was contacted
++-- CredentialsMissing         an environment variable the manifest's auth needs is not set
++-- PlanFileError              a saved plan is unreadable, for another manifest, or stale
++-- BackendError               something across a wire failed (target, step, message, cause)
+    +-- HostError              WinRM / PowerShell on one host (hvlm.hosts maps pypsrp here)
+    |   +-- HostUnreachable    connect/TLS/timeout: transport never got an answer
+    |   +-- HostAuthError      401: wrong or missing credentials
+    |   +-- CmdletError        a PowerShell error record (terminating or not)
+    +-- DirectoryError         LDAP (hvlm.directory maps ldap3 here)
+        +-- DirectoryUnreachable
+        +-- DirectoryAuthError
+        +-- DirectoryAccessDenied   insufficientAccessRights (SeEnableDelegationPrivilege)
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class PlanFileError(HvlmError):
 
 
 class BackendError(HvlmError):
-    """Something across a wire failed. `target` is a host or directory server, `step` what hvlm did."""
+    """Something across a wire failed: `target` (host or server), `step` (what hvlm did)."""
 
     def __init__(self, target: str, step: str, message: str, *, hint: str = "") -> None:
         self.target, self.step, self.detail, self.hint = target, step, message, hint

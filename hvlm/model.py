@@ -18,7 +18,9 @@ IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 
 # userAccountControl bits (MicrosoftDocs a-useraccountcontrol.md)
 UAC_TRUSTED_FOR_DELEGATION = 0x00080000  # unconstrained: never set, a finding when present
-UAC_TRUSTED_TO_AUTH_FOR_DELEGATION = 0x01000000  # protocol transition ("any authentication protocol")
+UAC_TRUSTED_TO_AUTH_FOR_DELEGATION = (
+    0x01000000  # protocol transition ("any authentication protocol")
+)
 
 
 class AuthenticationType(str, Enum):
@@ -194,7 +196,7 @@ class Manifest:
 
 
 def delegation_targets(peer: HostSpec, services: tuple[DelegationService, ...]) -> tuple[str, ...]:
-    """The msDS-AllowedToDelegateTo values a source needs toward one destination: both name forms."""
+    """msDS-AllowedToDelegateTo values a source needs toward one destination: both name forms."""
     values: list[str] = []
     for service in services:
         values.append(f"{service.spn_class}/{peer.name}")

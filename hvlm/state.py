@@ -54,7 +54,7 @@ class VirtualMachine:
 
 @dataclass(frozen=True)
 class HostFacts:
-    """What preflight needs; None where the host did not say (e.g. a client OS without the cmdlet)."""
+    """What preflight needs; None where the host did not say (e.g. a cmdlet missing)."""
 
     computer_name: str = ""
     part_of_domain: bool | None = None

@@ -7,8 +7,9 @@ script) into `Invocation`s and hands them to a `CmdletHost`; the host answers wi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 from psrpcore.types import ErrorCategory
 
@@ -30,7 +31,9 @@ class ErrorInfo:
     """An ErrorRecord to send: message is what `str(record)` shows on the client."""
 
     message: str
-    error_id: str  # FullyQualifiedErrorId, e.g. "InvalidParameter,Microsoft.HyperV.PowerShell.Commands.RemoveVMMigrationNetwork"
+    # FullyQualifiedErrorId, e.g.
+    # "InvalidParameter,Microsoft.HyperV.PowerShell.Commands.RemoveVMMigrationNetwork"
+    error_id: str
     category: ErrorCategory = ErrorCategory.NotSpecified
     exception_type: str = "System.Management.Automation.RuntimeException"
     target: Any = None

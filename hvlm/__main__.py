@@ -1,0 +1,5 @@
+"""`python -m hvlm`: the same as the `hvlm` command."""
+
+from hvlm.cli import main
+
+main()
