@@ -1,0 +1,247 @@
+"""Configuration and migration state of one simulated Hyper-V host.
+
+Part of the lab (see `hyperv.py`, which runs cmdlets against this state). `LabHostConfig` says
+what a host IS (name, domain, OS, role, addresses, VMs, supported VM versions);
+`MigrationState` is what hvlm reads and changes (Get-VMHost / Set-VMHost and the migration
+networks). Both are frozen: the host swaps a whole new `MigrationState` on every change, so a
+snapshot never changes under a reader.
+
+Facts followed here come from ../shared/notes/DOMAIN.md; choices that the notes leave open are
+marked "lab choice".
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Union
+
+IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+IPInterface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
+
+# Lab choice (UNCONFIRMED): the priority (WMI Metric) of a network added without -Priority.
+DEFAULT_NETWORK_PRIORITY = 0
+
+
+class AuthenticationType(Enum):
+    """Microsoft.HyperV.PowerShell.MigrationAuthenticationType (values are the .NET integers)."""
+
+    CredSSP = 0
+    Kerberos = 1
+
+
+class PerformanceOption(Enum):
+    """Microsoft.HyperV.PowerShell.VMMigrationPerformance (values are the .NET integers)."""
+
+    TCPIP = 0
+    Compression = 1
+    SMB = 2
+
+
+@dataclass(frozen=True)
+class MigrationNetwork:
+    """One user-managed incoming migration network (Get-VMMigrationNetwork)."""
+
+    subnet: IPNetwork
+    priority: int = DEFAULT_NETWORK_PRIORITY
+
+    @property
+    def text(self) -> str:
+        """The Subnet property as Hyper-V shows it: "{network}/{prefix}"."""
+        return f"{self.subnet.network_address}/{self.subnet.prefixlen}"
+
+    @classmethod
+    def parse(cls, subnet: str, priority: int = DEFAULT_NETWORK_PRIORITY) -> MigrationNetwork:
+        """For configs and tests: a strict CIDR (a bare IP is /32 or /128)."""
+        return cls(ipaddress.ip_network(subnet.strip(), strict=True), priority)
+
+
+@dataclass(frozen=True)
+class MigrationState:
+    """The live-migration settings of a host. The defaults are a fresh Hyper-V host."""
+
+    enabled: bool = False
+    max_vm_migrations: int = 2
+    max_storage_migrations: int = 2
+    authentication: AuthenticationType = AuthenticationType.CredSSP
+    performance: PerformanceOption = PerformanceOption.Compression
+    # "Use any network": the two hidden entries 0.0.0.0/0 and ::/0 (never listed).
+    use_any_network: bool = False
+    networks: tuple[MigrationNetwork, ...] = ()
+
+    def subnets(self) -> tuple[str, ...]:
+        return tuple(n.text for n in self.networks)
+
+
+@dataclass(frozen=True)
+class OsRelease:
+    """Win32_OperatingSystem's Caption / Version / BuildNumber."""
+
+    caption: str
+    version: str
+    build: str
+
+
+WINDOWS_SERVER_2022 = OsRelease("Microsoft Windows Server 2022 Datacenter", "10.0.20348", "20348")
+WINDOWS_SERVER_2025 = OsRelease("Microsoft Windows Server 2025 Datacenter", "10.0.26100", "26100")
+
+# Names Get-VMHostSupportedVersion shows (lab choice: close to, not copied from, real hosts).
+VM_VERSION_NAMES: dict[str, str] = {
+    "8.0": "Microsoft Windows 10 Anniversary Update/Windows Server 2016",
+    "8.1": "Microsoft Windows 10 Creators Update",
+    "8.2": "Microsoft Windows 10 Fall Creators Update/Windows Server 1709",
+    "8.3": "Microsoft Windows 10 April 2018 Update/Windows Server 1803",
+    "9.0": "Microsoft Windows 10 October 2018 Update/Windows Server 2019",
+    "9.1": "Microsoft Windows 10 May 2019 Update/Windows Server 1903",
+    "9.2": "Microsoft Windows 10 May 2020 Update/Windows Server 2004",
+    "9.3": "Microsoft Windows 10 October 2020 Update/Windows Server 20H2",
+    "10.0": "Microsoft Windows Server 2022/Windows 11",
+    "11.0": "Microsoft Windows 11 2022 Update",
+    "12.0": "Microsoft Windows Server 2025/Windows 11 2024 Update",
+}
+# DOMAIN.md: Windows Server 2022 supports 8.0-10.0, 2025 supports 8.0-12.0.
+SUPPORTED_VERSIONS_2022 = ("8.0", "8.1", "8.2", "8.3", "9.0", "9.1", "9.2", "9.3", "10.0")
+SUPPORTED_VERSIONS_2025 = SUPPORTED_VERSIONS_2022 + ("11.0", "12.0")
+
+
+class VMState(Enum):
+    """Microsoft.HyperV.PowerShell.VMState (the values Get-VM uses most)."""
+
+    Other = 1
+    Running = 2
+    Off = 3
+    Paused = 9
+    Saved = 6
+
+
+@dataclass(frozen=True)
+class LabVM:
+    """A virtual machine as Get-VM shows it: the configuration version matters for migration."""
+
+    name: str
+    version: str = "10.0"
+    state: VMState = VMState.Off
+
+
+@dataclass(frozen=True)
+class LabAddress:
+    """An address the host owns (Get-NetIPAddress)."""
+
+    interface: IPInterface
+    interface_alias: str = "Ethernet"
+    interface_index: int = 4
+
+    @classmethod
+    def parse(cls, text: str, interface_alias: str = "Ethernet") -> LabAddress:
+        """"10.0.0.11/24" -> an address with its prefix length (a bare IP gets /32 or /128)."""
+        return cls(ipaddress.ip_interface(text.strip()), interface_alias)
+
+
+LOOPBACK_ADDRESSES = (
+    LabAddress(ipaddress.ip_interface("127.0.0.1/8"), "Loopback Pseudo-Interface 1", 1),
+    LabAddress(ipaddress.ip_interface("::1/128"), "Loopback Pseudo-Interface 1", 1),
+)
+
+
+@dataclass(frozen=True)
+class LabHostConfig:
+    """Everything about a simulated host that hvlm only reads."""
+
+    name: str  # NetBIOS name, e.g. HV01
+    domain: str = "lab.example"
+    part_of_domain: bool = True
+    os: OsRelease = WINDOWS_SERVER_2022
+    hyperv_installed: bool = True
+    addresses: tuple[LabAddress, ...] = ()
+    vms: tuple[LabVM, ...] = ()
+    supported_vm_versions: tuple[str, ...] = SUPPORTED_VERSIONS_2022
+    initial_state: MigrationState = field(default_factory=MigrationState)
+
+    @property
+    def netbios_name(self) -> str:
+        return self.name.upper()
+
+    @property
+    def fqdn(self) -> str:
+        return f"{self.name}.{self.domain}" if self.part_of_domain else self.name
+
+    @property
+    def cs_domain(self) -> str:
+        """Win32_ComputerSystem.Domain: the DNS domain, or the workgroup name off-domain."""
+        return self.domain if self.part_of_domain else "WORKGROUP"
+
+    @property
+    def default_vm_version(self) -> str:
+        return max(self.supported_vm_versions, key=_version_key)
+
+    def all_addresses(self) -> tuple[LabAddress, ...]:
+        """The configured addresses plus loopback, as a real host lists them."""
+        return self.addresses + LOOPBACK_ADDRESSES
+
+    def names(self) -> frozenset[str]:
+        """Lower-cased names by which -ComputerName may designate this very host."""
+        own = {self.name, self.fqdn, "localhost", ".", "127.0.0.1", "::1"}
+        own.update(str(a.interface.ip) for a in self.addresses)
+        return frozenset(n.lower() for n in own)
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+def _addresses(addresses: Iterable[str | LabAddress]) -> tuple[LabAddress, ...]:
+    return tuple(a if isinstance(a, LabAddress) else LabAddress.parse(a) for a in addresses)
+
+
+def _vms(vms: Iterable[LabVM | tuple[str, str]]) -> tuple[LabVM, ...]:
+    return tuple(v if isinstance(v, LabVM) else LabVM(v[0], v[1]) for v in vms)
+
+
+def server_2022(
+    name: str,
+    addresses: Iterable[str | LabAddress] = (),
+    vms: Iterable[LabVM | tuple[str, str]] = (),
+    *,
+    domain: str = "lab.example",
+    part_of_domain: bool = True,
+    hyperv_installed: bool = True,
+    state: MigrationState | None = None,
+) -> LabHostConfig:
+    """A Windows Server 2022 Datacenter host (VM versions 8.0-10.0)."""
+    return LabHostConfig(
+        name=name,
+        domain=domain,
+        part_of_domain=part_of_domain,
+        os=WINDOWS_SERVER_2022,
+        hyperv_installed=hyperv_installed,
+        addresses=_addresses(addresses),
+        vms=_vms(vms),
+        supported_vm_versions=SUPPORTED_VERSIONS_2022,
+        initial_state=state or MigrationState(),
+    )
+
+
+def server_2025(
+    name: str,
+    addresses: Iterable[str | LabAddress] = (),
+    vms: Iterable[LabVM | tuple[str, str]] = (),
+    *,
+    domain: str = "lab.example",
+    part_of_domain: bool = True,
+    hyperv_installed: bool = True,
+    state: MigrationState | None = None,
+) -> LabHostConfig:
+    """A Windows Server 2025 Datacenter host (VM versions 8.0-12.0)."""
+    return LabHostConfig(
+        name=name,
+        domain=domain,
+        part_of_domain=part_of_domain,
+        os=WINDOWS_SERVER_2025,
+        hyperv_installed=hyperv_installed,
+        addresses=_addresses(addresses),
+        vms=_vms(vms),
+        supported_vm_versions=SUPPORTED_VERSIONS_2025,
+        initial_state=state or MigrationState(),
+    )

@@ -1,0 +1,240 @@
+"""The objects a simulated Hyper-V host writes to the pipeline, as psrpcore PSObjects.
+
+Part of the lab: `hyperv.py` and `hyperv_preflight.py` build their output here, and the lab's
+WSMan/PSRP server serialises it with psrpcore. Type names are the real .NET/CIM ones, so the
+client sees e.g. "Deserialized.Microsoft.HyperV.PowerShell.VMHost"; properties go in
+adapted_properties (<Props>), as a real .NET object's do; enums are psrpcore PSEnumBase types,
+so the CLIXML carries the enum type name, its name (ToString) and its integer value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from psrpcore.types import (
+    PSByte,
+    PSEnumBase,
+    PSInt,
+    PSInt64,
+    PSNoteProperty,
+    PSObject,
+    PSType,
+    PSUInt,
+    PSUInt16,
+    PSVersion,
+)
+
+from hvlm.lab.hyperv_config import (
+    VM_VERSION_NAMES,
+    AuthenticationType,
+    LabAddress,
+    LabHostConfig,
+    LabVM,
+    MigrationNetwork,
+    MigrationState,
+    PerformanceOption,
+)
+
+HV = "Microsoft.HyperV.PowerShell"
+CIM = "Microsoft.Management.Infrastructure.CimInstance"
+
+
+class _NamedEnum(PSEnumBase):
+    """str() is the member's name, as the client sees a deserialized enum."""
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@PSType([f"{HV}.MigrationAuthenticationType"])
+class MigrationAuthenticationType(_NamedEnum):
+    CredSSP = 0
+    Kerberos = 1
+
+
+@PSType([f"{HV}.VMMigrationPerformance"])
+class VMMigrationPerformance(_NamedEnum):
+    TCPIP = 0
+    Compression = 1
+    SMB = 2
+
+
+@PSType([f"{HV}.VMState"])
+class PSVMState(_NamedEnum):
+    Other = 1
+    Running = 2
+    Off = 3
+    Saved = 6
+    Paused = 9
+
+
+@PSType(["Microsoft.Windows.ServerManager.Commands.InstallState"])
+class InstallState(_NamedEnum):
+    """UNCONFIRMED integer values: compare by name (str()), as hvlm must."""
+
+    Available = 0
+    Installed = 1
+    InstallPending = 2
+    Removed = 3
+    UninstallPending = 4
+
+
+@PSType(["Microsoft.PowerShell.Cmdletization.GeneratedTypes.NetIPAddress.AddressFamily"])
+class AddressFamily(_NamedEnum, base_type=PSUInt16):
+    IPv4 = 2
+    IPv6 = 23
+
+
+def ps_object(type_names: Sequence[str], properties: Sequence[tuple[str, Any]]) -> PSObject:
+    """A PSObject with these type names (most derived first) and adapted note properties."""
+    obj = PSObject()
+    obj.PSObject.type_names = [*type_names, "System.Object"]
+    for name, value in properties:
+        obj.PSObject.adapted_properties.append(PSNoteProperty(name, value))
+    return obj
+
+
+def vm_host(config: LabHostConfig, state: MigrationState) -> PSObject:
+    """Get-VMHost's Microsoft.HyperV.PowerShell.VMHost."""
+    auth = MigrationAuthenticationType(state.authentication.value)
+    perf = VMMigrationPerformance(state.performance.value)
+    return ps_object(
+        [f"{HV}.VMHost", f"{HV}.VirtualizationObject"],
+        [
+            ("ComputerName", config.netbios_name),
+            ("Name", config.netbios_name),
+            # As Hyper-V does: Win32_ComputerSystem.Domain, not the host's FQDN.
+            ("FullyQualifiedDomainName", config.cs_domain),
+            ("LogicalProcessorCount", PSInt(16)),
+            ("MemoryCapacity", PSInt64(68_719_476_736)),
+            ("VirtualHardDiskPath", "C:\\ProgramData\\Microsoft\\Windows\\Virtual Hard Disks"),
+            ("VirtualMachinePath", "C:\\ProgramData\\Microsoft\\Windows\\Hyper-V"),
+            ("NumaSpanningEnabled", True),
+            ("EnableEnhancedSessionMode", False),
+            ("VirtualMachineMigrationEnabled", state.enabled),
+            ("MaximumVirtualMachineMigrations", PSUInt(state.max_vm_migrations)),
+            ("MaximumStorageMigrations", PSUInt(state.max_storage_migrations)),
+            ("VirtualMachineMigrationAuthenticationType", auth),
+            ("VirtualMachineMigrationPerformanceOption", perf),
+            ("UseAnyNetworkForMigration", state.use_any_network),
+        ],
+    )
+
+
+def migration_network(config: LabHostConfig, network: MigrationNetwork) -> PSObject:
+    """Get-VMMigrationNetwork's Microsoft.HyperV.PowerShell.VMMigrationNetwork."""
+    return ps_object(
+        [f"{HV}.VMMigrationNetwork", f"{HV}.VirtualizationObject"],
+        [
+            ("ComputerName", config.netbios_name),
+            ("Subnet", network.text),
+            ("Priority", PSUInt(network.priority)),
+        ],
+    )
+
+
+def virtual_machine(config: LabHostConfig, vm: LabVM) -> PSObject:
+    """Get-VM's Microsoft.HyperV.PowerShell.VirtualMachine (Version is a string there)."""
+    return ps_object(
+        [f"{HV}.VirtualMachine", f"{HV}.VirtualMachineBase", f"{HV}.VirtualizationObject"],
+        [
+            ("ComputerName", config.netbios_name),
+            ("Name", vm.name),
+            ("VMName", vm.name),
+            ("State", PSVMState(vm.state.value)),
+            ("Version", vm.version),
+        ],
+    )
+
+
+def supported_version(version: str, is_default: bool) -> PSObject:
+    """Get-VMHostSupportedVersion's object: Version is a System.Version."""
+    return ps_object(
+        [f"{HV}.VMHostSupportedVersion", f"{HV}.VirtualizationObject"],
+        [
+            ("Name", VM_VERSION_NAMES.get(version, f"Version {version}")),
+            ("Version", PSVersion(version)),
+            ("IsDefault", is_default),
+        ],
+    )
+
+
+def _cim_types(namespace: str, *classes: str) -> list[str]:
+    return [f"{CIM}#{namespace}/{c}" for c in classes] + [f"{CIM}#{classes[0]}", CIM]
+
+
+def computer_system(config: LabHostConfig) -> PSObject:
+    """Get-CimInstance Win32_ComputerSystem."""
+    return ps_object(
+        _cim_types("root/cimv2", "Win32_ComputerSystem", "CIM_UnitaryComputerSystem",
+                   "CIM_ComputerSystem", "CIM_System", "CIM_LogicalElement",
+                   "CIM_ManagedSystemElement"),
+        [
+            ("Name", config.netbios_name),
+            ("DNSHostName", config.name.lower()),
+            ("Domain", config.cs_domain),
+            ("PartOfDomain", config.part_of_domain),
+            ("Workgroup", None if config.part_of_domain else "WORKGROUP"),
+            ("DomainRole", PSUInt16(3 if config.part_of_domain else 2)),
+            ("Manufacturer", "hvlm lab"),
+            ("Model", "Simulated Hyper-V host"),
+        ],
+    )
+
+
+def operating_system(config: LabHostConfig) -> PSObject:
+    """Get-CimInstance Win32_OperatingSystem."""
+    return ps_object(
+        _cim_types("root/cimv2", "Win32_OperatingSystem", "CIM_OperatingSystem",
+                   "CIM_LogicalElement", "CIM_ManagedSystemElement"),
+        [
+            ("Caption", config.os.caption),
+            ("Version", config.os.version),
+            ("BuildNumber", config.os.build),
+            ("CSName", config.netbios_name),
+            ("OSArchitecture", "64-bit"),
+            ("ProductType", PSUInt(3)),
+        ],
+    )
+
+
+def net_ip_address(address: LabAddress) -> PSObject:
+    """Get-NetIPAddress's MSFT_NetIPAddress."""
+    family = AddressFamily.IPv4 if address.interface.version == 4 else AddressFamily.IPv6
+    return ps_object(
+        _cim_types("ROOT/StandardCimv2", "MSFT_NetIPAddress", "CIM_IPProtocolEndpoint",
+                   "CIM_ProtocolEndpoint", "CIM_ServiceAccessPoint"),
+        [
+            ("IPAddress", str(address.interface.ip)),
+            ("InterfaceIndex", PSUInt(address.interface_index)),
+            ("InterfaceAlias", address.interface_alias),
+            ("AddressFamily", family),
+            ("PrefixLength", PSByte(address.interface.network.prefixlen)),
+            ("AddressState", "Preferred"),
+        ],
+    )
+
+
+def windows_feature(name: str, display_name: str, installed: bool) -> PSObject:
+    """Get-WindowsFeature's Microsoft.Windows.ServerManager.Commands.Feature."""
+    state = InstallState.Installed if installed else InstallState.Available
+    return ps_object(
+        ["Microsoft.Windows.ServerManager.Commands.Feature"],
+        [
+            ("Name", name),
+            ("DisplayName", display_name),
+            ("Installed", installed),
+            ("InstallState", state),
+            ("FeatureType", "Role" if name == "Hyper-V" else "Feature"),
+            ("Path", display_name),
+        ],
+    )
+
+
+def auth_from_ps(value: MigrationAuthenticationType) -> AuthenticationType:
+    return AuthenticationType(int(value))
+
+
+def perf_from_ps(value: VMMigrationPerformance) -> PerformanceOption:
+    return PerformanceOption(int(value))
