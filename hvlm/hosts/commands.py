@@ -1,0 +1,259 @@
+"""What hvlm sends to a host: the read statements and the ordered, safe write steps. Pure.
+
+Pipeline position: the planner (hvlm.planner) decides WHAT differs; this module turns a host's
+desired MigrationSettings and its observed MigrationState into `HostCommand`s (cmdlet + named
+parameters), which hvlm.hosts.session sends as structured commands (AddCommand/AddParameter, never
+a script and never a string built from values). Nothing here touches the network.
+
+Order of the write steps (each host, one pipeline):
+
+1. `Disable-VMMigration` when `enabled: false` is declared (never otherwise);
+2. `Enable-VMMigration` as early as the host then still has a way to migrate (a network, or
+   "use any network"): first when it already has one, else right after the step giving it one;
+3. `Add-VMMigrationNetwork` for new subnets, `Set-VMMigrationNetwork -NewPriority` for changed
+   priorities;
+4. one `Set-VMHost` carrying every changed setting (incl. `-UseAnyNetworkForMigration`);
+5. `Remove-VMMigrationNetwork` for subnets the manifest no longer lists.
+
+So a host never passes through "migration enabled, not on any network, no network listed"; a
+desired state that would end there is refused (`UnsafeHostChange`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from hvlm.errors import HvlmError
+from hvlm.hosts.parse import parse_subnet
+from hvlm.model import (
+    AuthenticationType,
+    IPNetwork,
+    MigrationNetwork,
+    MigrationSettings,
+    PerformanceOption,
+)
+from hvlm.state import MigrationState, ObservedNetwork
+
+ParameterValue = object  # str | int | bool | None (None = a switch)
+
+
+@dataclass(frozen=True)
+class HostCommand:
+    """One cmdlet with its named parameters (in order) and positional arguments.
+
+    Values travel as typed PSRP parameter values; a value of None is a switch parameter.
+    """
+
+    cmdlet: str
+    parameters: tuple[tuple[str, ParameterValue], ...] = ()
+    arguments: tuple[str, ...] = ()  # positional (native commands such as klist)
+
+    def parameter(self, name: str) -> ParameterValue:
+        for key, value in self.parameters:
+            if key.lower() == name.lower():
+                return value
+        raise KeyError(name)
+
+    def __str__(self) -> str:
+        """A readable, PowerShell-like rendering for messages (never executed)."""
+        parts = [self.cmdlet]
+        for name, value in self.parameters:
+            parts.append(f"-{name}" if value is None else f"-{name} {_render(value)}")
+        parts.extend(self.arguments)
+        return " ".join(parts)
+
+
+def _render(value: ParameterValue) -> str:
+    if isinstance(value, bool):
+        return "$true" if value else "$false"
+    return str(value)
+
+
+class UnsafeHostChange(HvlmError):
+    """The desired state would leave migration enabled with no network to migrate on."""
+
+
+# -- read -------------------------------------------------------------------------------------
+
+GET_VMHOST = HostCommand("Get-VMHost")
+GET_MIGRATION_NETWORKS = HostCommand("Get-VMMigrationNetwork")
+GET_COMPUTER_SYSTEM = HostCommand("Get-CimInstance", (("ClassName", "Win32_ComputerSystem"),))
+GET_OPERATING_SYSTEM = HostCommand("Get-CimInstance", (("ClassName", "Win32_OperatingSystem"),))
+GET_HYPERV_FEATURE = HostCommand("Get-WindowsFeature", (("Name", "Hyper-V"),))
+GET_IP_ADDRESSES = HostCommand("Get-NetIPAddress")
+GET_VMS = HostCommand("Get-VM")
+GET_SUPPORTED_VERSIONS = HostCommand("Get-VMHostSupportedVersion")
+
+# Everything the planner and the preflight need, as statements of ONE pipeline. The essential
+# two come first; Get-WindowsFeature (absent on client Windows, where a missing command fails the
+# rest of the pipeline) comes last so that it can cost nothing but its own fact.
+READ_STATEMENTS: tuple[HostCommand, ...] = (
+    GET_VMHOST,
+    GET_MIGRATION_NETWORKS,
+    GET_COMPUTER_SYSTEM,
+    GET_OPERATING_SYSTEM,
+    GET_IP_ADDRESSES,
+    GET_VMS,
+    GET_SUPPORTED_VERSIONS,
+    GET_HYPERV_FEATURE,
+)
+
+# `klist purge -li 0x3e7`: drop the computer's (SYSTEM) Kerberos tickets after delegation changed.
+PURGE_SYSTEM_TICKETS = HostCommand("klist", arguments=("purge", "-li", "0x3e7"))
+
+
+# -- write ------------------------------------------------------------------------------------
+
+ENABLE_MIGRATION = HostCommand("Enable-VMMigration")
+DISABLE_MIGRATION = HostCommand("Disable-VMMigration")
+
+
+def add_network(net: MigrationNetwork) -> HostCommand:
+    params: tuple[tuple[str, ParameterValue], ...] = (("Subnet", str(net.subnet)),)
+    if net.priority is not None:
+        params += (("Priority", net.priority),)
+    return HostCommand("Add-VMMigrationNetwork", params)
+
+
+def set_network_priority(subnet: IPNetwork, priority: int) -> HostCommand:
+    return HostCommand(
+        "Set-VMMigrationNetwork", (("Subnet", str(subnet)), ("NewPriority", priority))
+    )
+
+
+def remove_network(subnet: IPNetwork) -> HostCommand:
+    return HostCommand("Remove-VMMigrationNetwork", (("Subnet", str(subnet)),))
+
+
+def host_commands(desired: MigrationSettings, observed: MigrationState) -> tuple[HostCommand, ...]:
+    """The ordered, safe steps that bring `observed` to `desired` (empty when nothing differs).
+
+    Only fields the manifest declares (not None) are compared. Raises UnsafeHostChange when the
+    desired state itself would leave migration enabled on no network.
+    """
+    final = expected_state(desired, observed)
+    if _stranded(final):
+        raise UnsafeHostChange(
+            "migration would be enabled with useAnyNetwork false and no migration network: "
+            "declare at least one network or useAnyNetwork: true"
+        )
+    adds, priorities, removes = _network_steps(desired, observed)
+    set_host = _set_vmhost(desired, observed)
+    steps: list[HostCommand] = []
+    if desired.enabled is False and observed.enabled:
+        steps.append(DISABLE_MIGRATION)
+    steps.extend(adds)
+    steps.extend(priorities)
+    if set_host is not None:
+        steps.append(set_host)
+    steps.extend(removes)
+    if desired.enabled is True and not observed.enabled:
+        steps.insert(_first_safe_index(steps, observed), ENABLE_MIGRATION)
+    return tuple(steps)
+
+
+def _network_steps(
+    desired: MigrationSettings, observed: MigrationState
+) -> tuple[list[HostCommand], list[HostCommand], list[HostCommand]]:
+    if desired.networks is None:
+        return [], [], []
+    adds: list[HostCommand] = []
+    priorities: list[HostCommand] = []
+    for net in desired.networks:
+        seen = observed.network(net.subnet)
+        if seen is None:
+            adds.append(add_network(net))
+        elif net.priority is not None and seen.priority != net.priority:
+            priorities.append(set_network_priority(net.subnet, net.priority))
+    wanted = {net.subnet for net in desired.networks}
+    removes = [remove_network(n.subnet) for n in observed.networks if n.subnet not in wanted]
+    return adds, priorities, removes
+
+
+# (Set-VMHost parameter, MigrationSettings field, MigrationState field)
+_SET_VMHOST_FIELDS = (
+    ("VirtualMachineMigrationAuthenticationType", "authentication"),
+    ("VirtualMachineMigrationPerformanceOption", "performance"),
+    ("MaximumVirtualMachineMigrations", "max_virtual_machine_migrations"),
+    ("MaximumStorageMigrations", "max_storage_migrations"),
+    ("UseAnyNetworkForMigration", "use_any_network"),
+)
+
+
+def _set_vmhost(desired: MigrationSettings, observed: MigrationState) -> HostCommand | None:
+    params: list[tuple[str, ParameterValue]] = []
+    for parameter, attr in _SET_VMHOST_FIELDS:
+        want = getattr(desired, attr)
+        if want is not None and want != getattr(observed, attr):
+            params.append((parameter, want.value if hasattr(want, "value") else want))
+    return HostCommand("Set-VMHost", tuple(params)) if params else None
+
+
+def _first_safe_index(steps: list[HostCommand], observed: MigrationState) -> int:
+    """Where Enable-VMMigration goes: the first point where the host has a way to migrate."""
+    state = replace(observed, enabled=True)
+    for index in range(len(steps) + 1):
+        if not _stranded(state):
+            return index
+        if index < len(steps):
+            state = simulate(state, steps[index])
+    return len(steps)
+
+
+def _stranded(state: MigrationState) -> bool:
+    return state.enabled and not state.use_any_network and not state.networks
+
+
+def expected_state(desired: MigrationSettings, observed: MigrationState) -> MigrationState:
+    """What the host looks like once the declared fields are applied."""
+    changes: dict[str, object] = {}
+    for attr in ("enabled",) + tuple(a for _, a in _SET_VMHOST_FIELDS):
+        want = getattr(desired, attr)
+        if want is not None:
+            changes[attr] = want
+    if desired.networks is not None:
+        changes["networks"] = tuple(
+            ObservedNetwork(
+                n.subnet,
+                n.priority if n.priority is not None else _priority_or(observed, n.subnet, 0),
+            )
+            for n in desired.networks
+        )
+    return replace(observed, **changes)  # type: ignore[arg-type]
+
+
+def _priority_or(observed: MigrationState, subnet: IPNetwork, default: int) -> int:
+    seen = observed.network(subnet)
+    return seen.priority if seen is not None else default
+
+
+def simulate(state: MigrationState, step: HostCommand) -> MigrationState:
+    """The effect of one write step on a MigrationState (used to prove the order safe)."""
+    name = step.cmdlet
+    if name == "Enable-VMMigration":
+        return replace(state, enabled=True)
+    if name == "Disable-VMMigration":
+        return replace(state, enabled=False)
+    if name in {"Add-VMMigrationNetwork", "Set-VMMigrationNetwork", "Remove-VMMigrationNetwork"}:
+        subnet = parse_subnet(str(step.parameter("Subnet")))
+        others = tuple(n for n in state.networks if n.subnet != subnet)
+        if name == "Remove-VMMigrationNetwork":
+            return replace(state, networks=others)
+        key = "Priority" if name == "Add-VMMigrationNetwork" else "NewPriority"
+        priority = dict((k, v) for k, v in step.parameters).get(key, 0)
+        return replace(state, networks=others + (ObservedNetwork(subnet, int(str(priority))),))
+    if name == "Set-VMHost":
+        changes: dict[str, object] = {}
+        for parameter, attr in _SET_VMHOST_FIELDS:
+            if any(k == parameter for k, _ in step.parameters):
+                changes[attr] = _setting_value(attr, step.parameter(parameter))
+        return replace(state, **changes)  # type: ignore[arg-type]
+    return state
+
+
+def _setting_value(attr: str, value: ParameterValue) -> object:
+    if attr == "authentication":
+        return AuthenticationType(value)
+    if attr == "performance":
+        return PerformanceOption(value)
+    return value

@@ -1,0 +1,352 @@
+"""Pure parser: the deserialised objects of a host's read pipeline -> hvlm.state.HostState.
+
+Pipeline position: hvlm.hosts.session runs the read statements (hvlm.hosts.commands) and hands the
+output objects and error records here; the planner and the preflight consume the HostState.
+Nothing here does I/O, so every parser is tested from recorded CLIXML (tests/unit/fixtures/).
+
+Objects are classified by their type names (with or without the "Deserialized." prefix), never
+by position; a property is looked up in the adapted properties first, then the extended ones;
+an enum is read by its name (str()), falling back to the integer it carries.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, TypeVar
+
+from hvlm.errors import CmdletError
+from hvlm.hosts.errors import RecordInfo, cmdlet_error, describe_record
+from hvlm.model import AuthenticationType, IPNetwork, PerformanceOption
+from hvlm.state import (
+    HostFacts,
+    HostState,
+    IPInterface,
+    MigrationState,
+    ObservedNetwork,
+    VirtualMachine,
+)
+
+_HV = "Microsoft.HyperV.PowerShell."
+_CIM = "Microsoft.Management.Infrastructure.CimInstance#"
+READ_STEP = "read"
+
+
+class Kind(Enum):
+    VMHOST = "Get-VMHost"
+    MIGRATION_NETWORK = "Get-VMMigrationNetwork"
+    COMPUTER_SYSTEM = "Get-CimInstance Win32_ComputerSystem"
+    OPERATING_SYSTEM = "Get-CimInstance Win32_OperatingSystem"
+    FEATURE = "Get-WindowsFeature"
+    IP_ADDRESS = "Get-NetIPAddress"
+    VM = "Get-VM"
+    SUPPORTED_VERSION = "Get-VMHostSupportedVersion"
+    OTHER = "other"
+
+
+_EXACT_TYPES = {
+    _HV + "VMHost": Kind.VMHOST,
+    _HV + "VMMigrationNetwork": Kind.MIGRATION_NETWORK,
+    _HV + "VirtualMachine": Kind.VM,
+    _HV + "VMHostSupportedVersion": Kind.SUPPORTED_VERSION,
+    "Microsoft.Windows.ServerManager.Commands.Feature": Kind.FEATURE,
+}
+_CIM_CLASSES = {
+    "win32_computersystem": Kind.COMPUTER_SYSTEM,
+    "win32_operatingsystem": Kind.OPERATING_SYSTEM,
+    "msft_netipaddress": Kind.IP_ADDRESS,
+}
+
+# Cmdlets of the read pipeline whose failure is fatal; the others only lose preflight facts.
+ESSENTIAL_CMDLETS = ("Get-VMHost", "Get-VMMigrationNetwork")
+READ_CMDLETS = ESSENTIAL_CMDLETS + (
+    "Get-CimInstance",
+    "Get-WindowsFeature",
+    "Get-NetIPAddress",
+    "Get-VM",
+    "Get-VMHostSupportedVersion",
+)
+
+
+# -- generic access to deserialised objects ---------------------------------------------------
+
+
+def type_names(obj: object) -> tuple[str, ...]:
+    names = getattr(obj, "types", None) or ()
+    return tuple(n[len("Deserialized.") :] if n.startswith("Deserialized.") else n for n in names)
+
+
+def classify(obj: object) -> Kind:
+    for name in type_names(obj):
+        if name in _EXACT_TYPES:
+            return _EXACT_TYPES[name]
+        if name.startswith(_CIM):
+            cim_class = name[len(_CIM) :].rsplit("/", 1)[-1].lower()
+            if cim_class in _CIM_CLASSES:
+                return _CIM_CLASSES[cim_class]
+    return Kind.OTHER
+
+
+_MISSING = object()
+
+
+def prop(obj: object, name: str, default: Any = None) -> Any:
+    """A property: adapted first, then extended; exact name first, then case-insensitive."""
+    bags: list[Mapping[str, Any]] = []
+    for attr in ("adapted_properties", "extended_properties"):
+        bag = getattr(obj, attr, None)
+        if isinstance(bag, dict):
+            bags.append(bag)
+    for bag in bags:
+        if name in bag:
+            return bag[name]
+    wanted = name.lower()
+    for bag in bags:
+        for key, value in bag.items():
+            if key.lower() == wanted:
+                return value
+    return default
+
+
+def has_prop(obj: object, name: str) -> bool:
+    return prop(obj, name, _MISSING) is not _MISSING
+
+
+def enum_name(value: object) -> str:
+    """The name of a deserialised enum (its ToString), or the text of a plain value."""
+    if value is None:
+        return ""
+    text = getattr(value, "to_string", None)
+    return str(text) if text is not None else str(value)
+
+
+def enum_int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    for item in getattr(value, "property_sets", None) or ():
+        if isinstance(item, int) and not isinstance(item, bool):
+            return item
+    return None
+
+
+E = TypeVar("E", bound=Enum)
+
+
+def parse_enum(value: object, enum: type[E], by_int: Sequence[E]) -> E:
+    """Match by name (case-insensitive), else by the integer the value carries."""
+    name = enum_name(value).strip().lower()
+    for member in enum:
+        if str(member.value).lower() == name:
+            return member
+    number = enum_int(value)
+    if number is not None and 0 <= number < len(by_int):
+        return by_int[number]
+    raise ValueError(f"unknown {enum.__name__} value {enum_name(value)!r}")
+
+
+def parse_bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = enum_name(value).strip().lower()
+    if text in ("true", "1", "$true"):
+        return True
+    if text in ("false", "0", "$false", ""):
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+def parse_int(value: object) -> int:
+    number = enum_int(value)
+    if number is None:
+        number = int(enum_name(value).strip())
+    return number
+
+
+def parse_subnet(text: str) -> IPNetwork:
+    """A subnet as Hyper-V stores it ("{network}/{prefix}"; a bare IP is /32 or /128)."""
+    return ipaddress.ip_network(text.strip(), strict=False)
+
+
+# -- one parser per kind ----------------------------------------------------------------------
+
+_AUTH_BY_INT = (AuthenticationType.CREDSSP, AuthenticationType.KERBEROS)
+_PERF_BY_INT = (PerformanceOption.TCPIP, PerformanceOption.COMPRESSION, PerformanceOption.SMB)
+
+
+def parse_vmhost(obj: object, networks: tuple[ObservedNetwork, ...]) -> MigrationState:
+    """Get-VMHost's migration properties. UseAnyNetworkForMigration absent = False (DOMAIN.md)."""
+    return MigrationState(
+        enabled=parse_bool(_required(obj, "VirtualMachineMigrationEnabled")),
+        authentication=parse_enum(
+            _required(obj, "VirtualMachineMigrationAuthenticationType"),
+            AuthenticationType,
+            _AUTH_BY_INT,
+        ),
+        performance=parse_enum(
+            _required(obj, "VirtualMachineMigrationPerformanceOption"),
+            PerformanceOption,
+            _PERF_BY_INT,
+        ),
+        max_virtual_machine_migrations=parse_int(_required(obj, "MaximumVirtualMachineMigrations")),
+        max_storage_migrations=parse_int(_required(obj, "MaximumStorageMigrations")),
+        use_any_network=parse_bool(prop(obj, "UseAnyNetworkForMigration", False)),
+        networks=networks,
+    )
+
+
+def _required(obj: object, name: str) -> Any:
+    value = prop(obj, name, _MISSING)
+    if value is _MISSING or value is None:
+        raise ValueError(f"Get-VMHost returned no {name}")
+    return value
+
+
+def parse_network(obj: object) -> ObservedNetwork:
+    subnet = prop(obj, "Subnet")
+    if subnet is None:
+        raise ValueError("a migration network without Subnet")
+    return ObservedNetwork(
+        subnet=parse_subnet(str(subnet)), priority=parse_int(prop(obj, "Priority", 0))
+    )
+
+
+def parse_address(obj: object) -> IPInterface:
+    address = str(prop(obj, "IPAddress", "")).split("%", 1)[0]
+    prefix = parse_int(prop(obj, "PrefixLength", 0))
+    return ipaddress.ip_interface(f"{address}/{prefix}")
+
+
+def parse_vm(obj: object) -> VirtualMachine:
+    return VirtualMachine(
+        name=str(prop(obj, "Name", "") or ""), version=_text(prop(obj, "Version"))
+    )
+
+
+def parse_feature_installed(obj: object) -> bool | None:
+    state = prop(obj, "InstallState")
+    if state is not None and enum_name(state):
+        return enum_name(state).lower() == "installed"
+    installed = prop(obj, "Installed")
+    return None if installed is None else parse_bool(installed)
+
+
+def _text(value: object) -> str:
+    return "" if value is None else enum_name(value)
+
+
+def _optional_bool(value: object) -> bool | None:
+    return None if value is None else parse_bool(value)
+
+
+# -- the whole read ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Collected:
+    vmhost: object | None = None
+    networks: list[ObservedNetwork] | None = None
+    computer_system: object | None = None
+    operating_system: object | None = None
+    feature: object | None = None
+    addresses: list[IPInterface] | None = None
+    vms: list[VirtualMachine] | None = None
+    versions: list[str] | None = None
+
+
+def parse_host_state(
+    name: str, output: Iterable[object], errors: Iterable[object] = ()
+) -> HostState:
+    """Turn the read pipeline's output objects and error records into a HostState.
+
+    Errors of Get-VMHost / Get-VMMigrationNetwork (or no VMHost object at all) raise CmdletError;
+    errors of the preflight cmdlets and unparseable preflight objects become read_warnings.
+    """
+    warnings: list[str] = []
+    _check_errors(name, errors, warnings)
+    got = _Collected()
+    for obj in output:
+        try:
+            _collect(got, obj)
+        except ValueError as exc:
+            if classify(obj) in (Kind.VMHOST, Kind.MIGRATION_NETWORK):
+                raise CmdletError(name, READ_STEP, f"{classify(obj).value}: {exc}") from exc
+            warnings.append(f"{classify(obj).value}: {exc}")
+    if got.vmhost is None:
+        raise CmdletError(
+            name,
+            READ_STEP,
+            "Get-VMHost returned no object",
+            hint="is the Hyper-V role and its PowerShell module installed?",
+        )
+    try:
+        migration = parse_vmhost(got.vmhost, _unique(got.networks or []))
+    except ValueError as exc:
+        raise CmdletError(name, READ_STEP, str(exc)) from exc
+    return HostState(
+        name=name, migration=migration, facts=_facts(got), read_warnings=tuple(warnings)
+    )
+
+
+def _check_errors(name: str, errors: Iterable[object], warnings: list[str]) -> None:
+    for record in errors:
+        info: RecordInfo = describe_record(record, READ_CMDLETS)
+        if info.cmdlet in ESSENTIAL_CMDLETS:
+            raise cmdlet_error(name, f"{READ_STEP} ({info.cmdlet})", info)
+        label = info.cmdlet or "read"
+        warnings.append(f"{label}: {info.message}")
+
+
+def _collect(got: _Collected, obj: object) -> None:
+    kind = classify(obj)
+    if kind is Kind.VMHOST and got.vmhost is None:
+        got.vmhost = obj
+    elif kind is Kind.MIGRATION_NETWORK:
+        got.networks = (got.networks or []) + [parse_network(obj)]
+    elif kind is Kind.COMPUTER_SYSTEM:
+        got.computer_system = obj
+    elif kind is Kind.OPERATING_SYSTEM:
+        got.operating_system = obj
+    elif kind is Kind.FEATURE:
+        if str(prop(obj, "Name", "")).lower() in ("hyper-v", ""):
+            got.feature = obj
+    elif kind is Kind.IP_ADDRESS:
+        got.addresses = (got.addresses or []) + [parse_address(obj)]
+    elif kind is Kind.VM:
+        got.vms = (got.vms or []) + [parse_vm(obj)]
+    elif kind is Kind.SUPPORTED_VERSION:
+        got.versions = (got.versions or []) + [_text(prop(obj, "Version"))]
+
+
+def _unique(networks: list[ObservedNetwork]) -> tuple[ObservedNetwork, ...]:
+    """First entry per subnet, in canonical order: priority, IPv4 before IPv6, address."""
+    seen: dict[IPNetwork, ObservedNetwork] = {}
+    for net in networks:
+        seen.setdefault(net.subnet, net)
+    return tuple(sorted(seen.values(), key=_network_order))
+
+
+def _network_order(net: ObservedNetwork) -> tuple[int, int, int, int]:
+    subnet = net.subnet
+    return (net.priority, subnet.version, int(subnet.network_address), subnet.prefixlen)
+
+
+def _facts(got: _Collected) -> HostFacts:
+    cs, os_ = got.computer_system, got.operating_system
+    return HostFacts(
+        computer_name=_text(prop(cs, "Name"))
+        if cs is not None
+        else _text(prop(got.vmhost, "ComputerName")),
+        part_of_domain=_optional_bool(prop(cs, "PartOfDomain")) if cs is not None else None,
+        domain=_text(prop(cs, "Domain")) if cs is not None else "",
+        os_caption=_text(prop(os_, "Caption")) if os_ is not None else "",
+        os_version=_text(prop(os_, "Version")) if os_ is not None else "",
+        os_build=_text(prop(os_, "BuildNumber")) if os_ is not None else "",
+        hyperv_installed=parse_feature_installed(got.feature) if got.feature is not None else None,
+        addresses=tuple(got.addresses or ()),
+        vms=tuple(got.vms or ()),
+        supported_versions=tuple(got.versions or ()),
+    )

@@ -1,0 +1,294 @@
+"""host_commands: desired MigrationSettings + observed MigrationState -> ordered, safe write steps.
+
+Table-driven cases for the order, and a property test that simulates every prefix of the steps:
+no intermediate state strands the host, migration is never disabled unless asked, and the final
+state is the desired one.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import replace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hvlm.hosts.commands import (
+    READ_STATEMENTS,
+    HostCommand,
+    UnsafeHostChange,
+    expected_state,
+    host_commands,
+    simulate,
+)
+from hvlm.model import AuthenticationType, MigrationNetwork, MigrationSettings, PerformanceOption
+from hvlm.state import MigrationState, ObservedNetwork
+
+NET_A = ipaddress.ip_network("192.168.10.0/24")
+NET_B = ipaddress.ip_network("10.20.0.0/16")
+NET_C = ipaddress.ip_network("fd00:30::/64")
+
+FRESH = MigrationState(
+    enabled=False,
+    authentication=AuthenticationType.CREDSSP,
+    performance=PerformanceOption.COMPRESSION,
+    max_virtual_machine_migrations=2,
+    max_storage_migrations=2,
+    use_any_network=False,
+)
+
+
+def names(steps: tuple[HostCommand, ...]) -> list[str]:
+    return [str(s) for s in steps]
+
+
+def test_read_is_one_statement_per_cmdlet_with_parameters_only() -> None:
+    assert names(READ_STATEMENTS) == [
+        "Get-VMHost",
+        "Get-VMMigrationNetwork",
+        "Get-CimInstance -ClassName Win32_ComputerSystem",
+        "Get-CimInstance -ClassName Win32_OperatingSystem",
+        "Get-NetIPAddress",
+        "Get-VM",
+        "Get-VMHostSupportedVersion",
+        "Get-WindowsFeature -Name Hyper-V",
+    ]
+
+
+def test_nothing_declared_nothing_sent() -> None:
+    assert host_commands(MigrationSettings(), FRESH) == ()
+
+
+def test_already_true_sends_nothing() -> None:
+    observed = MigrationState(
+        True,
+        AuthenticationType.KERBEROS,
+        PerformanceOption.SMB,
+        4,
+        3,
+        False,
+        (ObservedNetwork(NET_A, 0),),
+    )
+    desired = MigrationSettings(
+        enabled=True,
+        authentication=AuthenticationType.KERBEROS,
+        performance=PerformanceOption.SMB,
+        max_virtual_machine_migrations=4,
+        max_storage_migrations=3,
+        use_any_network=False,
+        networks=(MigrationNetwork(NET_A, 0),),
+    )
+    assert host_commands(desired, observed) == ()
+
+
+def test_fresh_host_gets_its_network_before_migration_is_enabled() -> None:
+    desired = MigrationSettings(
+        enabled=True,
+        authentication=AuthenticationType.KERBEROS,
+        use_any_network=False,
+        networks=(MigrationNetwork(NET_A, 0),),
+    )
+    assert names(host_commands(desired, FRESH)) == [
+        "Add-VMMigrationNetwork -Subnet 192.168.10.0/24 -Priority 0",
+        "Enable-VMMigration",
+        "Set-VMHost -VirtualMachineMigrationAuthenticationType Kerberos",
+    ]
+
+
+def test_enable_goes_first_when_the_host_already_has_a_network() -> None:
+    observed = replace(FRESH, networks=(ObservedNetwork(NET_B, 0),))
+    desired = MigrationSettings(enabled=True, networks=(MigrationNetwork(NET_A, 1),))
+    assert names(host_commands(desired, observed)) == [
+        "Enable-VMMigration",
+        "Add-VMMigrationNetwork -Subnet 192.168.10.0/24 -Priority 1",
+        "Remove-VMMigrationNetwork -Subnet 10.20.0.0/16",
+    ]
+
+
+def test_replacing_networks_adds_and_reprioritises_before_set_vmhost_and_removal() -> None:
+    observed = MigrationState(
+        True,
+        AuthenticationType.KERBEROS,
+        PerformanceOption.COMPRESSION,
+        2,
+        2,
+        True,
+        (ObservedNetwork(NET_A, 5), ObservedNetwork(NET_B, 0)),
+    )
+    desired = MigrationSettings(
+        use_any_network=False,
+        max_virtual_machine_migrations=4,
+        performance=PerformanceOption.SMB,
+        networks=(MigrationNetwork(NET_C, 1), MigrationNetwork(NET_A, 0)),
+    )
+    assert names(host_commands(desired, observed)) == [
+        "Add-VMMigrationNetwork -Subnet fd00:30::/64 -Priority 1",
+        "Set-VMMigrationNetwork -Subnet 192.168.10.0/24 -NewPriority 0",
+        "Set-VMHost -VirtualMachineMigrationPerformanceOption SMB "
+        "-MaximumVirtualMachineMigrations 4 -UseAnyNetworkForMigration $false",
+        "Remove-VMMigrationNetwork -Subnet 10.20.0.0/16",
+    ]
+
+
+def test_unmanaged_priority_is_left_alone_and_new_network_added_without_one() -> None:
+    observed = MigrationState(
+        True,
+        AuthenticationType.KERBEROS,
+        PerformanceOption.COMPRESSION,
+        2,
+        2,
+        False,
+        (ObservedNetwork(NET_A, 7),),
+    )
+    desired = MigrationSettings(networks=(MigrationNetwork(NET_A), MigrationNetwork(NET_B)))
+    assert names(host_commands(desired, observed)) == [
+        "Add-VMMigrationNetwork -Subnet 10.20.0.0/16",
+    ]
+
+
+def test_one_set_vmhost_carries_every_changed_setting_with_typed_values() -> None:
+    desired = MigrationSettings(
+        authentication=AuthenticationType.KERBEROS,
+        performance=PerformanceOption.TCPIP,
+        max_virtual_machine_migrations=8,
+        max_storage_migrations=2,  # unchanged: not sent
+        use_any_network=True,
+    )
+    (step,) = host_commands(desired, FRESH)
+    assert step == HostCommand(
+        "Set-VMHost",
+        (
+            ("VirtualMachineMigrationAuthenticationType", "Kerberos"),
+            ("VirtualMachineMigrationPerformanceOption", "TCPIP"),
+            ("MaximumVirtualMachineMigrations", 8),
+            ("UseAnyNetworkForMigration", True),
+        ),
+    )
+
+
+def test_migration_is_disabled_only_when_declared_and_first() -> None:
+    observed = MigrationState(
+        True,
+        AuthenticationType.KERBEROS,
+        PerformanceOption.COMPRESSION,
+        2,
+        2,
+        False,
+        (ObservedNetwork(NET_A, 0),),
+    )
+    assert names(host_commands(MigrationSettings(enabled=False, networks=()), observed)) == [
+        "Disable-VMMigration",
+        "Remove-VMMigrationNetwork -Subnet 192.168.10.0/24",
+    ]
+    assert "Disable-VMMigration" not in names(
+        host_commands(MigrationSettings(max_storage_migrations=5), observed)
+    )
+
+
+def test_removing_the_last_network_of_an_enabled_host_is_refused() -> None:
+    observed = MigrationState(
+        True,
+        AuthenticationType.KERBEROS,
+        PerformanceOption.COMPRESSION,
+        2,
+        2,
+        False,
+        (ObservedNetwork(NET_A, 0),),
+    )
+    with pytest.raises(UnsafeHostChange, match="no migration network"):
+        host_commands(MigrationSettings(networks=()), observed)
+    with pytest.raises(UnsafeHostChange):
+        host_commands(MigrationSettings(enabled=True), FRESH)
+
+
+def test_use_any_network_is_set_before_the_last_network_goes() -> None:
+    observed = MigrationState(
+        True,
+        AuthenticationType.KERBEROS,
+        PerformanceOption.COMPRESSION,
+        2,
+        2,
+        False,
+        (ObservedNetwork(NET_A, 0),),
+    )
+    assert names(host_commands(MigrationSettings(use_any_network=True, networks=()), observed)) == [
+        "Set-VMHost -UseAnyNetworkForMigration $true",
+        "Remove-VMMigrationNetwork -Subnet 192.168.10.0/24",
+    ]
+
+
+def test_metacharacters_stay_parameter_values() -> None:
+    step = HostCommand("Add-VMMigrationNetwork", (("Subnet", "10.0.0.0/8; Remove-Item C:\\ -R"),))
+    assert step.parameter("subnet") == "10.0.0.0/8; Remove-Item C:\\ -R"
+
+
+# -- property: every prefix of the steps is safe, the end is the desired state ----------------
+
+SUBNETS = [NET_A, NET_B, NET_C, ipaddress.ip_network("172.16.0.0/12")]
+
+observed_states = st.builds(
+    MigrationState,
+    enabled=st.booleans(),
+    authentication=st.sampled_from(AuthenticationType),
+    performance=st.sampled_from(PerformanceOption),
+    max_virtual_machine_migrations=st.integers(1, 4),
+    max_storage_migrations=st.integers(1, 4),
+    use_any_network=st.booleans(),
+    networks=st.lists(st.sampled_from(SUBNETS), unique=True, max_size=3).flatmap(
+        lambda subnets: st.tuples(
+            *(st.builds(ObservedNetwork, st.just(s), st.integers(0, 3)) for s in subnets)
+        )
+    ),
+)
+desired_settings = st.builds(
+    MigrationSettings,
+    enabled=st.none() | st.booleans(),
+    authentication=st.none() | st.sampled_from(AuthenticationType),
+    performance=st.none() | st.sampled_from(PerformanceOption),
+    max_virtual_machine_migrations=st.none() | st.integers(1, 4),
+    max_storage_migrations=st.none() | st.integers(1, 4),
+    use_any_network=st.none() | st.booleans(),
+    networks=st.none()
+    | st.lists(st.sampled_from(SUBNETS), unique=True, max_size=3).flatmap(
+        lambda subnets: st.tuples(
+            *(
+                st.builds(MigrationNetwork, st.just(s), st.none() | st.integers(0, 3))
+                for s in subnets
+            )
+        )
+    ),
+)
+
+
+def stranded(state: MigrationState) -> bool:
+    return state.enabled and not state.use_any_network and not state.networks
+
+
+@settings(max_examples=400, deadline=None)
+@given(desired=desired_settings, observed=observed_states)
+def test_steps_are_safe_minimal_and_converge(
+    desired: MigrationSettings, observed: MigrationState
+) -> None:
+    try:
+        steps = host_commands(desired, observed)
+    except UnsafeHostChange:
+        assert stranded(expected_state(desired, observed))
+        return
+    state = observed
+    for step in steps:
+        state = simulate(state, step)
+        if not stranded(observed):
+            assert not stranded(state), (steps, step)
+        if desired.enabled is not False:
+            assert state.enabled or not observed.enabled  # never disabled unless asked
+    assert comparable(state, desired) == comparable(expected_state(desired, observed), desired)
+    assert host_commands(desired, state) == ()  # idempotent: a second run sends nothing
+    assert len([s for s in steps if s.cmdlet == "Set-VMHost"]) <= 1
+
+
+def comparable(state: MigrationState, desired: MigrationSettings) -> tuple[object, ...]:
+    """Networks as a set; the priority of a network added without one is the host's business."""
+    loose = {n.subnet for n in desired.networks or () if n.priority is None}
+    nets = frozenset((n.subnet, None if n.subnet in loose else n.priority) for n in state.networks)
+    return (replace(state, networks=()), nets)

@@ -1,0 +1,300 @@
+"""The pure parser of a host's read pipeline, fed with recorded CLIXML through pypsrp's deserialiser.
+
+No network: the fixtures under fixtures/hosts/ are PIPELINE_OUTPUT / ERROR_RECORD payloads shaped
+like real PowerShell 5.1 remoting output, deserialised by pypsrp exactly as a live read would be.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pypsrp.complex_objects import ObjectMeta
+from pypsrp.messages import ErrorRecordMessage
+from pypsrp.serializer import Serializer
+
+from hvlm.errors import CmdletError
+from hvlm.hosts.parse import Kind, classify, parse_enum, parse_host_state
+from hvlm.model import AuthenticationType, PerformanceOption
+from hvlm.state import ObservedNetwork, VirtualMachine
+
+FIXTURES = Path(__file__).parent / "fixtures" / "hosts"
+
+
+def load_objects(name: str) -> list[Any]:
+    root = ET.parse(FIXTURES / name).getroot()
+    return [Serializer().deserialize(ET.tostring(e, encoding="unicode")) for e in root]
+
+
+def load_errors() -> list[Any]:
+    root = ET.parse(FIXTURES / "errors.xml").getroot()
+    meta = ObjectMeta("Obj", object=ErrorRecordMessage)
+    return [Serializer().deserialize(ET.tostring(e, encoding="unicode"), meta) for e in root]
+
+
+def obj(xml: str) -> Any:
+    return Serializer().deserialize(xml)
+
+
+def vmhost_xml(**props: str) -> str:
+    body = {
+        "VirtualMachineMigrationEnabled": '<B N="VirtualMachineMigrationEnabled">true</B>',
+        "MaximumVirtualMachineMigrations": '<U32 N="MaximumVirtualMachineMigrations">2</U32>',
+        "MaximumStorageMigrations": '<U32 N="MaximumStorageMigrations">2</U32>',
+        "VirtualMachineMigrationAuthenticationType": enum_xml(
+            "VirtualMachineMigrationAuthenticationType",
+            "MigrationAuthenticationType",
+            "Kerberos",
+            1,
+        ),
+        "VirtualMachineMigrationPerformanceOption": enum_xml(
+            "VirtualMachineMigrationPerformanceOption", "VMMigrationPerformance", "TCPIP", 0
+        ),
+    }
+    body.update(props)
+    inner = "".join(v for v in body.values() if v)
+    return (
+        '<Obj RefId="0"><TN RefId="0"><T>Deserialized.Microsoft.HyperV.PowerShell.VMHost</T>'
+        f"<T>Deserialized.System.Object</T></TN><Props>{inner}</Props></Obj>"
+    )
+
+
+def enum_xml(prop: str, enum: str, name: str | None, value: int) -> str:
+    to_string = f"<ToString>{name}</ToString>" if name is not None else ""
+    return (
+        f'<Obj N="{prop}" RefId="9"><TN RefId="9"><T>Microsoft.HyperV.PowerShell.{enum}</T>'
+        f"<T>System.Enum</T><T>System.ValueType</T><T>System.Object</T></TN>{to_string}"
+        f"<I32>{value}</I32></Obj>"
+    )
+
+
+def network_xml(subnet: str, priority: int = 0) -> str:
+    return (
+        '<Obj RefId="0"><TN RefId="0"><T>Microsoft.HyperV.PowerShell.VMMigrationNetwork</T>'
+        f'<T>System.Object</T></TN><Props><S N="Subnet">{subnet}</S>'
+        f'<U32 N="Priority">{priority}</U32></Props></Obj>'
+    )
+
+
+# -- a full recorded read ---------------------------------------------------------------------
+
+
+def test_recorded_2022_host_parses_every_fact() -> None:
+    state = parse_host_state("HV01", load_objects("hv01_read.xml"))
+
+    m = state.migration
+    assert (m.enabled, m.authentication, m.performance) == (
+        True,
+        AuthenticationType.KERBEROS,
+        PerformanceOption.SMB,
+    )
+    assert (m.max_virtual_machine_migrations, m.max_storage_migrations) == (4, 2)
+    assert m.use_any_network is False
+    assert m.networks == (
+        ObservedNetwork(ipaddress.ip_network("192.168.10.0/24"), 0),
+        ObservedNetwork(ipaddress.ip_network("fd00:10::/64"), 5),
+    )
+    f = state.facts
+    assert (f.computer_name, f.part_of_domain, f.domain) == ("HV01", True, "corp.example.com")
+    assert (f.os_caption, f.os_version, f.os_build) == (
+        "Microsoft Windows Server 2022 Datacenter",
+        "10.0.20348",
+        "20348",
+    )
+    assert f.hyperv_installed is True
+    # the zone index of a link-local address is dropped; the prefix comes from PrefixLength
+    assert f.addresses == (
+        ipaddress.ip_interface("192.168.10.11/24"),
+        ipaddress.ip_interface("fe80::1c2d:3e4f:5a6b:7c8d/64"),
+        ipaddress.ip_interface("10.0.0.11/16"),
+    )
+    assert f.vms == (VirtualMachine("sql01", "10.0"), VirtualMachine("legacy-app", "5.0"))
+    assert f.supported_versions == ("8.0", "10.0")
+    assert not f.is_server_2025_or_later
+    assert state.read_warnings == ()
+
+
+def test_fresh_2025_host_outside_the_domain() -> None:
+    state = parse_host_state("HV25", load_objects("fresh_2025_read.xml"))
+
+    m = state.migration
+    assert (m.enabled, m.authentication, m.performance) == (
+        False,
+        AuthenticationType.CREDSSP,
+        PerformanceOption.COMPRESSION,
+    )
+    assert m.use_any_network is False  # property absent: DOMAIN.md says treat as False
+    assert m.networks == ()
+    assert state.facts.part_of_domain is False
+    assert state.facts.hyperv_installed is False
+    assert state.facts.is_server_2025_or_later
+    # cmdlets that wrote nothing leave empty facts, not errors
+    assert (state.facts.vms, state.facts.addresses, state.facts.supported_versions) == ((), (), ())
+
+
+def test_objects_are_classified_by_type_not_position() -> None:
+    objects = load_objects("hv01_read.xml")
+    vmhost_last = objects[1:] + objects[:1]
+    assert parse_host_state("HV01", vmhost_last) == parse_host_state("HV01", objects)
+
+
+# -- classification and enums -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("type_name", "kind"),
+    [
+        ("Microsoft.HyperV.PowerShell.VMHost", Kind.VMHOST),
+        ("Deserialized.Microsoft.HyperV.PowerShell.VMHost", Kind.VMHOST),
+        ("Microsoft.HyperV.PowerShell.VMMigrationNetwork", Kind.MIGRATION_NETWORK),
+        (
+            "Microsoft.Management.Infrastructure.CimInstance#root/cimv2/Win32_ComputerSystem",
+            Kind.COMPUTER_SYSTEM,
+        ),
+        (
+            "Deserialized.Microsoft.Management.Infrastructure.CimInstance#ROOT/CIMV2/Win32_OperatingSystem",
+            Kind.OPERATING_SYSTEM,
+        ),
+        (
+            "Microsoft.Management.Infrastructure.CimInstance#MSFT_NetIPAddress",
+            Kind.IP_ADDRESS,
+        ),
+        ("Microsoft.HyperV.PowerShell.VirtualMachine", Kind.VM),
+        ("Microsoft.HyperV.PowerShell.VMHostSupportedVersion", Kind.SUPPORTED_VERSION),
+        ("Microsoft.Windows.ServerManager.Commands.Feature", Kind.FEATURE),
+        ("Microsoft.HyperV.PowerShell.VMHostVersion", Kind.OTHER),
+        ("System.Management.Automation.PSCustomObject", Kind.OTHER),
+    ],
+)
+def test_classify_by_type_name(type_name: str, kind: Kind) -> None:
+    xml = f'<Obj RefId="0"><TN RefId="0"><T>{type_name}</T><T>System.Object</T></TN></Obj>'
+    assert classify(obj(xml)) is kind
+
+
+def test_objects_of_unknown_types_are_ignored() -> None:
+    stray = obj(
+        '<Obj RefId="0"><TN RefId="0"><T>System.Management.Automation.PSCustomObject</T>'
+        '<T>System.Object</T></TN><MS><S N="Subnet">not-a-subnet</S></MS></Obj>'
+    )
+    state = parse_host_state("HV01", [obj(vmhost_xml()), stray, "a string", 42])
+    assert state.migration.networks == ()
+
+
+def test_enum_read_by_name_case_insensitively() -> None:
+    value = obj(enum_xml("x", "MigrationAuthenticationType", "kerberos", 0))
+    assert parse_enum(value, AuthenticationType, ()) is AuthenticationType.KERBEROS
+
+
+def test_enum_without_its_name_falls_back_to_the_integer() -> None:
+    xml = vmhost_xml(
+        VirtualMachineMigrationPerformanceOption=enum_xml(
+            "VirtualMachineMigrationPerformanceOption", "VMMigrationPerformance", None, 2
+        )
+    )
+    assert parse_host_state("HV01", [obj(xml)]).migration.performance is PerformanceOption.SMB
+
+
+def test_enum_as_plain_string_property() -> None:
+    xml = vmhost_xml(
+        VirtualMachineMigrationAuthenticationType='<S N="VirtualMachineMigrationAuthenticationType">'
+        "CredSSP</S>"
+    )
+    assert (
+        parse_host_state("HV01", [obj(xml)]).migration.authentication is AuthenticationType.CREDSSP
+    )
+
+
+def test_extended_properties_are_read_when_not_adapted() -> None:
+    xml = vmhost_xml(MaximumStorageMigrations="").replace(
+        "</Props>", '</Props><MS><U32 N="MaximumStorageMigrations">7</U32></MS>'
+    )
+    assert parse_host_state("HV01", [obj(xml)]).migration.max_storage_migrations == 7
+
+
+def test_adapted_property_wins_over_extended() -> None:
+    xml = vmhost_xml().replace(
+        "</Props>", '</Props><MS><U32 N="MaximumStorageMigrations">7</U32></MS>'
+    )
+    assert parse_host_state("HV01", [obj(xml)]).migration.max_storage_migrations == 2
+
+
+# -- networks ---------------------------------------------------------------------------------
+
+
+def test_subnets_are_parsed_networks_and_a_bare_ip_is_a_host_route() -> None:
+    state = parse_host_state(
+        "HV01",
+        [
+            obj(vmhost_xml()),
+            obj(network_xml("192.168.10.7", 1)),
+            obj(network_xml("2001:DB8:0:0::/64", 2)),
+        ],
+    )
+    assert state.migration.networks == (
+        ObservedNetwork(ipaddress.ip_network("192.168.10.7/32"), 1),
+        ObservedNetwork(ipaddress.ip_network("2001:db8::/64"), 2),
+    )
+
+
+def test_duplicate_network_entries_keep_the_first() -> None:
+    state = parse_host_state(
+        "HV01",
+        [obj(vmhost_xml()), obj(network_xml("10.1.0.0/16", 3)), obj(network_xml("10.1.0.0/16", 9))],
+    )
+    assert state.migration.networks == (ObservedNetwork(ipaddress.ip_network("10.1.0.0/16"), 3),)
+
+
+def test_unparseable_network_is_an_error_naming_the_host() -> None:
+    with pytest.raises(CmdletError) as caught:
+        parse_host_state("HV01", [obj(vmhost_xml()), obj(network_xml("10.1.0.0/99"))])
+    assert str(caught.value).startswith("HV01: read: Get-VMMigrationNetwork:")
+
+
+def test_bad_preflight_object_becomes_a_warning() -> None:
+    address = (
+        '<Obj RefId="0"><TN RefId="0">'
+        "<T>Microsoft.Management.Infrastructure.CimInstance#ROOT/StandardCimv2/MSFT_NetIPAddress</T>"
+        '<T>System.Object</T></TN><Props><S N="IPAddress">not-an-ip</S><By N="PrefixLength">24</By></Props></Obj>'
+    )
+    state = parse_host_state("HV01", [obj(vmhost_xml()), obj(address)])
+    assert state.facts.addresses == ()
+    assert len(state.read_warnings) == 1
+    assert state.read_warnings[0].startswith("Get-NetIPAddress:")
+
+
+# -- what is fatal, what is a warning ---------------------------------------------------------
+
+
+def test_missing_vmhost_is_an_error() -> None:
+    with pytest.raises(CmdletError, match=r"^HV01: read: Get-VMHost returned no object"):
+        parse_host_state("HV01", load_objects("hv01_read.xml")[1:])
+
+
+@pytest.mark.parametrize(
+    "prop", ["VirtualMachineMigrationEnabled", "VirtualMachineMigrationAuthenticationType"]
+)
+def test_vmhost_without_a_migration_property_is_an_error(prop: str) -> None:
+    with pytest.raises(CmdletError, match=f"Get-VMHost returned no {prop}"):
+        parse_host_state("HV01", [obj(vmhost_xml(**{prop: ""}))])
+
+
+def test_preflight_cmdlet_error_becomes_a_read_warning() -> None:
+    not_found = load_errors()[0]
+    state = parse_host_state("HV01", load_objects("hv01_read.xml"), [not_found])
+    assert state.read_warnings == (
+        "Get-WindowsFeature: The term 'Get-WindowsFeature' is not recognized as the name of a "
+        "cmdlet, function, script file, or operable program. Check the spelling of the name, or "
+        "if a path was included, verify that the path is correct and try again.",
+    )
+
+
+def test_get_vmhost_error_is_fatal_with_the_real_message() -> None:
+    vmms_down = load_errors()[1]
+    with pytest.raises(CmdletError) as caught:
+        parse_host_state("HV01", load_objects("hv01_read.xml"), [vmms_down])
+    err = caught.value
+    assert (err.target, err.step) == ("HV01", "read (Get-VMHost)")
+    assert "Virtual Machine Management service is not running" in err.detail
