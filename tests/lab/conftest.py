@@ -1,0 +1,40 @@
+"""Shared fixtures of the lab tests.
+
+- `lab_ca` (session): one throwaway lab CA for the whole run (issuing is cheap, creating too, but
+  one CA keeps certificate paths stable across tests).
+- `start_lab` (function): a factory `start_lab(hosts, **LabServer kwargs) -> LabServer` that starts
+  a lab in-process in the test's tmp dir and stops it (nothing left listening) at teardown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hvlm.lab.pki import LabCA
+from hvlm.lab.wsman import LabEndpointConfig, LabServer
+
+StartLab = Callable[..., LabServer]
+
+
+@pytest.fixture(scope="session")
+def lab_ca(tmp_path_factory: pytest.TempPathFactory) -> LabCA:
+    return LabCA.create(tmp_path_factory.mktemp("lab-ca"))
+
+
+@pytest.fixture
+def start_lab(lab_ca: LabCA, tmp_path: Path) -> Iterator[StartLab]:
+    started: list[LabServer] = []
+
+    def start(hosts: Sequence[LabEndpointConfig], **kwargs: Any) -> LabServer:
+        lab = LabServer(hosts, lab_ca, tmp_path / f"lab{len(started)}", **kwargs)
+        lab.start()
+        started.append(lab)
+        return lab
+
+    yield start
+    for lab in started:
+        lab.stop()
