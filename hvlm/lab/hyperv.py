@@ -89,6 +89,7 @@ class HyperVHost:
     """One simulated Hyper-V host: configuration, mutable migration state, and counters."""
 
     def __init__(self, config: LabHostConfig) -> None:
+        self.name = config.name  # the CmdletHost protocol's name
         self._config = config
         self._state = config.initial_state
         self._lock = threading.RLock()
@@ -97,10 +98,6 @@ class HyperVHost:
         self._history: list[Invocation] = []
 
     # --- the CmdletHost protocol -------------------------------------------------------------
-
-    @property
-    def name(self) -> str:
-        return self._config.name
 
     def invoke(self, statement: Sequence[Invocation]) -> StatementResult:
         """Run one statement (a pipeline of commands) as PowerShell would."""

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from psrpcore.types import ErrorCategory, PSCryptoProvider, PSObject, serialize_clixml
 
-from hvlm.lab.cmdlets import Invocation, StatementResult
+from hvlm.lab.cmdlets import CmdletHost, Invocation, StatementResult
 from hvlm.lab.hyperv import HyperVHost
 from hvlm.lab.hyperv_config import (
     AuthenticationType,
@@ -54,6 +54,11 @@ def error_ids(result: StatementResult) -> list[str]:
 
 def subnets(host: HyperVHost) -> list[tuple[str, int]]:
     return [(n.text, n.priority) for n in host.snapshot().networks]
+
+
+def test_hyperv_host_is_a_cmdlet_host() -> None:
+    host: CmdletHost = fresh()  # mypy --strict checks the protocol here
+    assert host.name == "HV01"
 
 
 # --- defaults ----------------------------------------------------------------------------------
