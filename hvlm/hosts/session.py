@@ -1,0 +1,530 @@
+"""One host over PowerShell Remoting (pypsrp 0.9.1): connection, one RunspacePool, pipelines.
+
+Pipeline position: hvlm.hosts.fleet runs one `HostSession` per host in a worker thread; the
+planner/applier (hvlm.plan, hvlm.apply) call `read_host` / `change_host` through the fleet.
+A session opens ONE RunspacePool (WSMan Create + Receive), reuses it for the read, the writes and
+the verification read (one Command + Receive per pipeline), and closes it (Delete):
+5 WSMan requests for a read, 9 for read + write + verify with Basic.
+
+Commands are sent only as structured cmdlets with named parameters (AddCommand/AddParameter):
+never a script, never a string built from values, so a subnet or a name carrying PowerShell
+metacharacters arrives as a parameter value. Every failure leaves here as an hvlm HostError
+(mapping in hvlm.hosts.errors); credentials come from the environment or the Kerberos ticket
+cache and are never logged.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import types
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, TypeVar
+
+import structlog
+from pypsrp.powershell import PowerShell, RunspacePool
+from pypsrp.wsman import NAMESPACES, WSMan, WSManAction
+
+from hvlm.errors import CmdletError, CredentialsMissing, HostError, HostUnreachable
+from hvlm.hosts.commands import READ_STATEMENTS, HostCommand, UnsafeHostChange, host_commands
+from hvlm.hosts.errors import (
+    PASSWORD_VARIABLE,
+    USER_VARIABLE,
+    RecordInfo,
+    cmdlet_error,
+    describe_record,
+    is_transient,
+    map_exception,
+    plain_http_basic_refused,
+    uses_plain_http_basic,
+)
+from hvlm.hosts.parse import parse_host_state
+from hvlm.model import ConnectionSpec, HostSpec, Transport, WinRMAuth
+from hvlm.state import HostState
+
+log = structlog.get_logger(__name__)
+
+BACKOFF_SECONDS = 0.5  # first retry delay; doubles per attempt
+_T = TypeVar("_T")
+
+
+# -- credentials --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Who hvlm connects as. The password never appears in repr() or a log line."""
+
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_env(cls, auth: WinRMAuth, env: Mapping[str, str] | None = None) -> Credentials:
+        """HVLM_WINRM_USER / HVLM_WINRM_PASSWORD; Kerberos uses the ticket cache instead.
+
+        basic, ntlm and credssp need both variables; negotiate uses them when set and the
+        ticket cache otherwise; kerberos never takes a password.
+        """
+        env = os.environ if env is None else env
+        user, password = env.get(USER_VARIABLE) or None, env.get(PASSWORD_VARIABLE) or None
+        if auth is WinRMAuth.KERBEROS:
+            return cls()
+        if auth is WinRMAuth.NEGOTIATE and user is None and password is None:
+            return cls()
+        missing = [n for n, v in ((USER_VARIABLE, user), (PASSWORD_VARIABLE, password)) if not v]
+        if missing:
+            raise CredentialsMissing(
+                f"connection.auth {auth.value} needs {' and '.join(missing)} in the environment"
+            )
+        return cls(user, password)
+
+
+# -- transport ----------------------------------------------------------------------------------
+
+
+class _WSMan(WSMan):
+    """pypsrp's WSMan, but a Receive that timed out is not sent again five times.
+
+    pypsrp retries a Receive on read timeout (for a bounced network adapter); against a hung host
+    that multiplies the wait. hvlm's own bounded retry (connection faults only) covers the rest.
+    """
+
+    def receive(
+        self,
+        resource_uri: str,
+        resource: Any,
+        option_set: Any = None,
+        selector_set: Any = None,
+        timeout: int | None = None,
+    ) -> Any:
+        res = self.invoke(
+            WSManAction.RECEIVE, resource_uri, resource, option_set, selector_set, timeout
+        )
+        return res.find("s:Body", namespaces=NAMESPACES)
+
+
+def _seconds(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
+
+
+def build_wsman(spec: ConnectionSpec, credentials: Credentials, host: str) -> WSMan:
+    """A WSMan for one host, used by one thread only (it owns a requests.Session)."""
+    if uses_plain_http_basic(spec) and not spec.allow_unencrypted:
+        raise plain_http_basic_refused(host, spec)
+    https = spec.transport is Transport.HTTPS
+    if https:
+        encryption = "auto"
+    elif spec.auth is WinRMAuth.BASIC:
+        encryption = "never"
+    else:
+        encryption = "always"
+    # pypsrp annotates these as bool/int, but takes a CA path (documented) and float seconds
+    # (requests does): hence an untyped mapping.
+    options: dict[str, Any] = {
+        "port": spec.port,
+        "ssl": https,
+        "auth": spec.auth.value,
+        "cert_validation": spec.cert_validation if https else False,
+        "encryption": encryption,
+        "connection_timeout": _seconds(spec.timeouts.connect_seconds),
+        "read_timeout": _seconds(spec.timeouts.read_seconds),
+        "operation_timeout": _seconds(spec.timeouts.operation_seconds),
+        "reconnection_retries": 0,
+        "no_proxy": True,
+    }
+    if credentials.username is not None:
+        options["username"] = credentials.username
+    if credentials.password is not None:
+        options["password"] = credentials.password
+    return _WSMan(spec.address, **options)
+
+
+# -- results of a pipeline and of a write ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    """What one pipeline returned. `failed`: a terminating error stopped it (its record is last)."""
+
+    output: tuple[object, ...]
+    errors: tuple[object, ...]
+    warnings: tuple[str, ...]
+    failed: bool
+
+
+class StepStatus(str, Enum):
+    APPLIED = "applied"
+    ALREADY_DONE = "already-done"  # "already exists" on add / "not found" on remove
+    FAILED = "failed"
+    SKIPPED = "skipped"  # an earlier step failed: not run
+    UNKNOWN = "unknown"  # the pipeline failed at a step hvlm could not identify: verify tells
+
+
+@dataclass(frozen=True)
+class StepResult:
+    command: HostCommand
+    status: StepStatus
+    error: CmdletError | None = None
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    host: str
+    steps: tuple[StepResult, ...] = ()
+    warnings: tuple[str, ...] = ()
+    errors: tuple[CmdletError, ...] = ()  # records hvlm could not tie to a step
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and all(
+            s.status in (StepStatus.APPLIED, StepStatus.ALREADY_DONE) for s in self.steps
+        )
+
+    @property
+    def failures(self) -> tuple[CmdletError, ...]:
+        return tuple(s.error for s in self.steps if s.error is not None) + self.errors
+
+
+# -- the session ----------------------------------------------------------------------------------
+
+
+class HostSession:
+    """`with HostSession(spec) as s: s.read(); apply_host_changes(s, steps); s.read()`.
+
+    Opens one RunspacePool on enter (retrying transient connection faults with backoff), closes it
+    on exit. Not thread-safe by design: one session (and its WSMan) per host per thread.
+    """
+
+    def __init__(self, spec: HostSpec, credentials: Credentials | None = None) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.connection = spec.connection
+        self._credentials = credentials
+        self._wsman: WSMan | None = None
+        self._pool: RunspacePool | None = None
+        self._broken = False
+        self._log = log.bind(host=spec.name)
+
+    # -- lifecycle
+
+    def __enter__(self) -> HostSession:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def open(self) -> None:
+        credentials = self._credentials or Credentials.from_env(self.connection.auth)
+        wsman = build_wsman(self.connection, credentials, self.name)
+        self._wsman = wsman
+
+        def attempt() -> RunspacePool:
+            pool = RunspacePool(wsman)
+            pool.open()
+            return pool
+
+        self._pool = self._call("connect", attempt)
+        self._log.debug("pool opened", url=self.connection.url)
+
+    def close(self) -> None:
+        """Delete the shell; skipped when the transport already failed (it would only hang)."""
+        pool, self._pool = self._pool, None
+        if pool is None or self._broken:
+            return
+        try:
+            pool.close()
+        except Exception as exc:  # a failed close must not hide the result already obtained
+            self._log.warning(
+                "closing the pool failed",
+                error=str(map_exception(exc, self.name, "close", self.connection)),
+            )
+
+    # -- pipelines
+
+    def invoke(self, commands: Sequence[HostCommand], step: str) -> PipelineResult:
+        """Run `commands` as the statements of ONE pipeline (one Command + Receive), as is."""
+        if self._pool is None:
+            raise HostError(self.name, step, "the session is not open")
+        pool = self._pool
+
+        def attempt() -> PipelineResult:
+            ps = PowerShell(pool)
+            for command in commands:
+                _add(ps, command)
+                ps.add_statement()
+            ps.invoke()
+            return PipelineResult(
+                output=tuple(ps.output),
+                errors=tuple(ps.streams.error),
+                warnings=tuple(_text(w) for w in ps.streams.warning),
+                failed=bool(ps.had_errors),
+            )
+
+        return self._call(step, attempt)
+
+    def read(self) -> HostState:
+        """Everything the planner and the preflight need: one pipeline, parsed (pure)."""
+        result = self.invoke(READ_STATEMENTS, "read")
+        state = parse_host_state(self.name, result.output, result.errors)
+        for warning in state.read_warnings:
+            self._log.warning("read warning", detail=warning)
+        return state
+
+    def apply(self, steps: Sequence[HostCommand]) -> ApplyResult:
+        """Write steps (see apply_host_changes); the result says what each step did."""
+        return apply_host_changes(self, steps)
+
+    def run(self, steps: Sequence[HostCommand]) -> None:
+        """Write steps; raise the first failure (CmdletError naming host, step and message)."""
+        result = self.apply(steps)
+        for step in result.steps:
+            if step.status is StepStatus.SKIPPED:
+                self._log.warning("step skipped", step=str(step.command))
+        failures = result.failures
+        if failures:
+            raise failures[0]
+
+    def _call(self, step: str, fn: Callable[[], _T]) -> _T:
+        """Run fn, retrying transient transport faults (bounded, exponential backoff)."""
+        attempt = 0
+        while True:
+            try:
+                return fn()
+            except HostError:
+                raise
+            except Exception as exc:
+                if is_transient(exc) and attempt < self.connection.retries:
+                    delay = BACKOFF_SECONDS * (2**attempt)
+                    attempt += 1
+                    self._log.info(
+                        "transient fault, retrying",
+                        step=step,
+                        attempt=attempt,
+                        delay=delay,
+                        error=type(exc).__name__,
+                    )
+                    time.sleep(delay)
+                    continue
+                error = map_exception(exc, self.name, step, self.connection)
+                if isinstance(error, HostUnreachable):
+                    self._broken = True
+                raise error from exc
+
+
+def _add(ps: PowerShell, command: HostCommand) -> None:
+    ps.add_cmdlet(command.cmdlet)
+    for name, value in command.parameters:
+        ps.add_parameter(name, value)
+    for argument in command.arguments:
+        ps.add_argument(argument)
+
+
+def _text(record: object) -> str:
+    message = getattr(record, "message", None)
+    return str(message) if message is not None else str(record)
+
+
+# -- writing --------------------------------------------------------------------------------------
+
+WRITE_CMDLETS = (
+    "Enable-VMMigration",
+    "Disable-VMMigration",
+    "Add-VMMigrationNetwork",
+    "Set-VMMigrationNetwork",
+    "Remove-VMMigrationNetwork",
+    "Set-VMHost",
+    "klist",
+)
+# A failed removal cannot leave the host worse off, so it does not stop the pipeline; every other
+# step does (-ErrorAction Stop): a failed add never lets a later step remove the last network.
+_CONTINUE_ON_ERROR = frozenset({"Remove-VMMigrationNetwork", "klist"})
+
+
+def executable(command: HostCommand) -> HostCommand:
+    """The step as sent: with -ErrorAction Stop unless its failure cannot strand the host."""
+    if command.cmdlet in _CONTINUE_ON_ERROR:
+        return command
+    if any(name.lower() == "erroraction" for name, _ in command.parameters):
+        return command
+    return HostCommand(
+        command.cmdlet, (*command.parameters, ("ErrorAction", "Stop")), command.arguments
+    )
+
+
+def apply_host_changes(session: HostSession, steps: Sequence[HostCommand]) -> ApplyResult:
+    """Run all steps in ONE pipeline (statements), checking every error record.
+
+    A step failing with "already exists" (add) or "not found" (remove) counts as done; if that
+    stopped the pipeline, the remaining steps run in a further pipeline of the same pool.
+    """
+    results: dict[int, StepResult] = {}
+    loose: list[CmdletError] = []
+    warnings: list[str] = []
+    pending = list(range(len(steps)))
+    while pending:
+        batch = [steps[i] for i in pending]
+        outcome = session.invoke([executable(s) for s in batch], "apply")
+        warnings.extend(outcome.warnings)
+        pending = _settle(session.name, steps, pending, outcome, results, loose)
+    return ApplyResult(
+        host=session.name,
+        steps=tuple(results[i] for i in range(len(steps))),
+        warnings=tuple(warnings),
+        errors=tuple(loose),
+    )
+
+
+def _settle(
+    host: str,
+    steps: Sequence[HostCommand],
+    pending: list[int],
+    outcome: PipelineResult,
+    results: dict[int, StepResult],
+    loose: list[CmdletError],
+) -> list[int]:
+    """Record what one pipeline did; return the steps still to run (after a benign stop)."""
+    infos = [describe_record(r, WRITE_CMDLETS) for r in outcome.errors]
+    stop_at: int | None = None
+    if outcome.failed and infos:
+        stop_at = _attribute(infos[-1], steps, pending)
+        if stop_at is None:  # the pipeline stopped somewhere hvlm cannot tell
+            loose.append(cmdlet_error(host, "apply", infos[-1]))
+            for i in pending:
+                results[i] = StepResult(steps[i], StepStatus.UNKNOWN)
+            return []
+    for info in infos:
+        index = _attribute(info, steps, pending)
+        if index is None:
+            loose.append(cmdlet_error(host, "apply", info))
+        else:
+            results[index] = _errored(host, steps[index], info)
+    for i in pending:
+        if stop_at is not None and pending.index(i) > pending.index(stop_at):
+            break
+        results.setdefault(i, StepResult(steps[i], StepStatus.APPLIED))
+    if stop_at is None:
+        return []
+    rest = pending[pending.index(stop_at) + 1 :]
+    if results[stop_at].status is StepStatus.ALREADY_DONE:
+        return rest
+    for i in rest:
+        results[i] = StepResult(steps[i], StepStatus.SKIPPED)
+    return []
+
+
+def _errored(host: str, command: HostCommand, info: RecordInfo) -> StepResult:
+    if _benign(command, info):
+        return StepResult(command, StepStatus.ALREADY_DONE)
+    return StepResult(command, StepStatus.FAILED, cmdlet_error(host, str(command), info))
+
+
+def _benign(command: HostCommand, info: RecordInfo) -> bool:
+    """Idempotence: the change the step wanted is already true."""
+    text = info.message.lower()
+    if command.cmdlet == "Add-VMMigrationNetwork":
+        return "already exists" in text
+    if command.cmdlet == "Remove-VMMigrationNetwork":
+        return (
+            info.error_id.startswith("ObjectNotFound")
+            or "not found" in text
+            or ("no migration networks were found" in text)
+        )
+    return False
+
+
+def _attribute(info: RecordInfo, steps: Sequence[HostCommand], pending: list[int]) -> int | None:
+    """The pending step an error record belongs to: same cmdlet, then the value it names."""
+    same = [i for i in pending if steps[i].cmdlet.lower() == info.cmdlet.lower()]
+    if len(same) <= 1:
+        return same[0] if same else None
+    for i in same:
+        values = [str(v) for _, v in steps[i].parameters if v is not None]
+        if info.target and info.target in values:
+            return i
+    for i in same:
+        values = [str(v) for _, v in steps[i].parameters if isinstance(v, str)]
+        if any(v and v in info.message for v in values):
+            return i
+    return same[0]
+
+
+# -- whole units of work --------------------------------------------------------------------------
+
+
+def open_session(spec: HostSpec, credentials: Credentials | None = None) -> HostSession:
+    """An opened session; the caller closes it (HostSession.close)."""
+    session = HostSession(spec, credentials)
+    session.open()
+    return session
+
+
+def read_host(spec: HostSpec, credentials: Credentials | None = None) -> HostState:
+    """Open, read once, close: 5 WSMan requests with Basic."""
+    with HostSession(spec, credentials) as session:
+        return session.read()
+
+
+StepsFor = Callable[[HostSpec, HostState], Sequence[HostCommand]]
+
+
+def desired_steps(spec: HostSpec, observed: HostState) -> tuple[HostCommand, ...]:
+    """Default decision: the manifest's migration settings against what the host has."""
+    return host_commands(spec.migration, observed.migration)
+
+
+@dataclass(frozen=True)
+class HostChangeReport:
+    """One host's apply: what was read, what each step did, and what verification found."""
+
+    host: str
+    before: HostState
+    result: ApplyResult
+    after: HostState | None = None  # None when nothing was written (no second read needed)
+    remaining: tuple[HostCommand, ...] = ()  # what still differs after verification
+    verify_error: HostError | None = None  # the verification read failed (the writes stand)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.result.steps)
+
+    @property
+    def ok(self) -> bool:
+        return self.result.ok and not self.remaining and self.verify_error is None
+
+
+def change_host(
+    spec: HostSpec,
+    steps_for: StepsFor = desired_steps,
+    credentials: Credentials | None = None,
+) -> HostChangeReport:
+    """Read, write the steps decided from that read, read again: one pool, at most 9 requests.
+
+    `steps_for` decides from the fresh read (e.g. the planner refusing a stale plan by raising);
+    verification compares the manifest's settings against the second read.
+    """
+    with HostSession(spec, credentials) as session:
+        before = session.read()
+        steps = tuple(steps_for(spec, before))
+        if not steps:
+            return HostChangeReport(spec.name, before, ApplyResult(spec.name))
+        result = apply_host_changes(session, steps)
+        try:
+            after = session.read()
+        except HostError as error:
+            return HostChangeReport(spec.name, before, result, verify_error=error)
+    return HostChangeReport(spec.name, before, result, after, _remaining(spec, after))
+
+
+def _remaining(spec: HostSpec, after: HostState) -> tuple[HostCommand, ...]:
+    try:
+        return host_commands(spec.migration, after.migration)
+    except UnsafeHostChange:
+        return ()
