@@ -13,6 +13,7 @@ marked "lab choice".
 from __future__ import annotations
 
 import ipaddress
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -244,4 +245,29 @@ def server_2025(
         vms=_vms(vms),
         supported_vm_versions=SUPPORTED_VERSIONS_2025,
         initial_state=state or MigrationState(),
+    )
+
+
+def fleet(
+    count: int,
+    *,
+    migration_subnet: str = "10.10.0.0/16",
+    domain: str = "lab.example",
+    windows_2025: Iterable[int] = (),
+) -> tuple[LabHostConfig, ...]:
+    """`count` fresh hosts HV01, HV02... each owning one address in `migration_subnet`.
+
+    For `hvlm lab up` and tests: every host can take incoming migrations on that one subnet.
+    Hosts whose 1-based index is in `windows_2025` run Windows Server 2025, the others 2022.
+    """
+    network = ipaddress.ip_network(migration_subnet, strict=True)
+    usable = list(itertools.islice(network.hosts(), 10, 10 + count))
+    if len(usable) < count:
+        raise ValueError(f"{migration_subnet} is too small for {count} hosts")
+    width = max(2, len(str(count)))
+    newer = set(windows_2025)
+    return tuple(
+        (server_2025 if index in newer else server_2022)(
+            f"HV{index:0{width}d}", [f"{address}/{network.prefixlen}"], domain=domain)
+        for index, address in enumerate(usable, start=1)
     )

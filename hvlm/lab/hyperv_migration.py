@@ -171,25 +171,28 @@ def set_vmhost(host: HostView, bound: Bound, out: Emitter) -> None:
         target = vm_host(host.config, host.state())
         out.vm_error("InvalidOperation", ErrorCategory.InvalidOperation, NO_PARAMETER, target)
         return
-    state = host.state()
-    changes: dict[str, object] = {}
+    host.set_state(_apply_settings(host.state(), bound, out))
+    if bound.get("Passthru"):
+        out.write(vm_host(host.config, host.state()))
+
+
+def _apply_settings(state: MigrationState, bound: Bound, out: Emitter) -> MigrationState:
+    """SetVMHost.ProcessOneOperand for the settings the lab keeps (others are accepted only)."""
     if "UseAnyNetworkForMigration" in bound:
-        changes["use_any_network"] = bound.get("UseAnyNetworkForMigration")
+        state = replace(state, use_any_network=bound.get("UseAnyNetworkForMigration"))
     if "MaximumVirtualMachineMigrations" in bound:
-        changes["max_vm_migrations"] = bound.get("MaximumVirtualMachineMigrations")
+        state = replace(state, max_vm_migrations=bound.get("MaximumVirtualMachineMigrations"))
     if AUTH.name in bound:
         auth = auth_from_ps(bound.get(AUTH.name))
-        if auth is not state.authentication:
-            changes["authentication"] = auth
+        if auth is not state.authentication:  # Hyper-V warns only on a change to CredSSP
+            state = replace(state, authentication=auth)
             if auth is AuthenticationType.CredSSP:
                 out.warning(CREDSSP_WARNING)
     if PERF.name in bound:
-        changes["performance"] = perf_from_ps(bound.get(PERF.name))
+        state = replace(state, performance=perf_from_ps(bound.get(PERF.name)))
     if "MaximumStorageMigrations" in bound:
-        changes["max_storage_migrations"] = bound.get("MaximumStorageMigrations")
-    host.set_state(replace(state, **changes))  # type: ignore[arg-type]
-    if bound.get("Passthru"):
-        out.write(vm_host(host.config, host.state()))
+        state = replace(state, max_storage_migrations=bound.get("MaximumStorageMigrations"))
+    return state
 
 
 def _set_enabled(host: HostView, bound: Bound, out: Emitter, enabled: bool) -> None:

@@ -16,7 +16,14 @@ from psrpcore.types import ErrorCategory
 
 from hvlm.lab.cmdlets import ErrorInfo
 from hvlm.lab.hyperv_binding import Bound, CmdletSpec, Kind, Param, binding_error
-from hvlm.lab.hyperv_runtime import Command, Emitter, HostView, matches_any, targets_this_host
+from hvlm.lab.hyperv_runtime import (
+    Command,
+    Emitter,
+    HostView,
+    has_wildcards,
+    matches_any,
+    targets_this_host,
+)
 from hvlm.lab.hyperv_types import (
     AddressFamily,
     computer_system,
@@ -169,7 +176,7 @@ def get_vm(host: HostView, bound: Bound, out: Emitter) -> None:
     for vm in vms:
         out.write(virtual_machine(host.config, vm))
     for name in names or []:
-        if not any(matches_any([name], vm.name) for vm in host.config.vms) and "*" not in name:
+        if not has_wildcards(name) and not any(matches_any([name], vm.name) for vm in vms):
             out.vm_error("InvalidParameter", ErrorCategory.InvalidArgument,
                          f'Hyper-V was unable to find a virtual machine with name "{name}".', name)
 

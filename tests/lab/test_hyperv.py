@@ -23,6 +23,7 @@ from hvlm.lab.hyperv_config import (
     MigrationNetwork,
     MigrationState,
     PerformanceOption,
+    fleet,
     server_2022,
     server_2025,
 )
@@ -632,3 +633,15 @@ def test_concurrent_adds_are_all_kept() -> None:
         t.join()
     assert len(host.snapshot().networks) == 20
     assert len(host.history()) == 20
+
+
+def test_fleet_hosts_each_own_an_address_in_the_migration_subnet() -> None:
+    hosts = fleet(3, migration_subnet="10.20.0.0/24", windows_2025=[3])
+    assert [h.name for h in hosts] == ["HV01", "HV02", "HV03"]
+    subnet = ipaddress.ip_network("10.20.0.0/24")
+    assert all(a.interface.ip in subnet for h in hosts for a in h.addresses)
+    assert len({a.interface.ip for h in hosts for a in h.addresses}) == 3
+    assert hosts[2].os.build == "26100" and hosts[0].os.build == "20348"
+    assert fleet(200)[-1].name == "HV200"
+    with pytest.raises(ValueError, match="too small"):
+        fleet(300, migration_subnet="10.20.0.0/24")
