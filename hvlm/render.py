@@ -1,0 +1,221 @@
+"""Renderers: a Plan as text for a terminal, Markdown for a pull-request comment, or JSON. Pure.
+
+Pipeline position: `hvlm plan` / `hvlm apply` build a Plan (hvlm.planner) and print one of these on
+stdout (logs go to stderr). Colour only when the caller asks (`color=True`: a TTY, no NO_COLOR).
+
+Every string that came from outside (delegation values read from AD, error messages, reasons) is
+made inert before it is shown: control characters are escaped in text (no terminal escape
+sequences), HTML and Markdown are escaped in Markdown (a value cannot close a table or a block).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Iterator
+
+from hvlm.errors import Severity
+from hvlm.plan import Action, Change, FieldValue, Finding, Phase, Plan, dumps_plan
+
+FORMATS = ("human", "json", "markdown")
+NO_CHANGES = "No changes. The hosts and the directory match the manifest."
+
+_GREEN, _YELLOW, _RED, _BOLD, _DIM, _RESET = (
+    "\x1b[32m", "\x1b[33m", "\x1b[31m", "\x1b[1m", "\x1b[2m", "\x1b[0m"
+)
+_ACTION_COLOR = {Action.CREATE: _GREEN, Action.UPDATE: _YELLOW, Action.DELETE: _RED}
+_SEVERITY_COLOR = {Severity.ERROR: _RED, Severity.WARNING: _YELLOW}
+
+
+def render(plan: Plan, fmt: str = "human", *, color: bool = False) -> str:
+    if fmt == "json":
+        return dumps_plan(plan)
+    if fmt == "markdown":
+        return render_markdown(plan)
+    if fmt == "human":
+        return render_human(plan, color=color)
+    raise ValueError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
+
+
+def summary_line(plan: Plan) -> str:
+    if not plan.has_changes:
+        return NO_CHANGES
+    add, change, delete = plan.summary()
+    return f"Plan: {add} to add, {change} to change, {delete} to delete."
+
+
+def safe(text: str) -> str:
+    """Escape control and format characters (ESC, CSI, BIDI overrides...) as \\uXXXX."""
+    if text.isprintable():
+        return text
+    return "".join(
+        f"\\u{ord(ch):04x}" if unicodedata.category(ch)[0] in "CZ" and ch != " " else ch
+        for ch in text
+    )
+
+
+def _show(value: FieldValue) -> str:
+    if value is None:
+        return "null (any)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(f'"{safe(v)}"' for v in value) + "]"
+    if isinstance(value, int):
+        return str(value)
+    return f'"{safe(value)}"'
+
+
+def _show_field(name: str, value: FieldValue) -> str:
+    if name == "userAccountControl" and isinstance(value, int) and not isinstance(value, bool):
+        return f"0x{value:08x}"
+    return _show(value)
+
+
+# --- the diff lines of one change (shared by text and Markdown) ---------------------------------
+
+
+def change_lines(change: Change) -> Iterator[tuple[str, str]]:
+    """(symbol, text) per line: '+' added, '-' removed, '~' changed, ' ' kept."""
+    if change.add or change.delete:
+        yield from _value_lines(change)
+        return
+    before, after = change.before or {}, change.after or {}
+    for name in dict.fromkeys([*before, *after]):
+        if name == "subnet":
+            continue
+        old, new = before.get(name), after.get(name)
+        if change.action is Action.CREATE:
+            yield "+", f"{name}: {_show_field(name, new)}"
+        elif change.action is Action.DELETE and change.after is None:
+            yield "-", f"{name}: {_show_field(name, old)}"
+        elif old != new:
+            yield "~", f"{name}: {_show_field(name, old)} -> {_show_field(name, new)}"
+
+
+def _value_lines(change: Change) -> Iterator[tuple[str, str]]:
+    deleted = set(change.delete)
+    values = next((v for v in (change.before or {}).values() if isinstance(v, tuple)), ())
+    for value in values:
+        yield ("-", f'"{safe(value)}"') if value in deleted else (" ", f'"{safe(value)}" (kept)')
+    for value in change.add:
+        yield "+", f'"{safe(value)}"'
+
+
+# --- human text ---------------------------------------------------------------------------------
+
+
+def render_human(plan: Plan, *, color: bool = False) -> str:
+    paint: Callable[[str, str], str] = (lambda code, text: f"{code}{text}{_RESET}") if color \
+        else (lambda code, text: text)
+    out = [f"hvlm plan for manifest {_show(plan.manifest.name)}{_digest_note(plan)}"]
+    if plan.unread_hosts:
+        out.append(paint(_YELLOW, "Hosts not read, no change planned for them: "
+                         + ", ".join(safe(h) for h in plan.unread_hosts)))
+    if not plan.directory_read:
+        out.append(paint(_YELLOW, "The directory was not read: no delegation change is planned."))
+    if plan.has_changes:
+        out.append("\nhvlm will perform the following actions, in this order:")
+    for phase in Phase:
+        changes = plan.in_phase(phase)
+        if changes:
+            out.append(f"\n{paint(_BOLD, f'{phase.order + 1}. {phase.heading}')}")
+            out.extend(_human_change(change, paint) for change in changes)
+    if plan.findings:
+        out.append(f"\n{paint(_BOLD, 'Findings:')}")
+        out.extend(_human_finding(f, paint) for f in plan.findings)
+    out.append("\n" + paint(_BOLD, summary_line(plan)))
+    return "\n".join(out) + "\n"
+
+
+def _digest_note(plan: Plan) -> str:
+    digest = plan.manifest.digest.removeprefix("sha256:")
+    return f" (sha256 {safe(digest[:12])})" if digest else ""
+
+
+def _human_change(change: Change, paint: Callable[[str, str], str]) -> str:
+    color = _ACTION_COLOR[change.action]
+    lines = [f"  {paint(color, change.action.symbol)} {paint(_BOLD, safe(change.address))}",
+             f"      {paint(_DIM, '# ' + safe(change.reason))}"]
+    line_color = {"+": _GREEN, "-": _RED, "~": _YELLOW, " ": ""}
+    for symbol, text in change_lines(change):
+        lines.append(f"      {paint(line_color[symbol], symbol) if symbol != ' ' else ' '} {text}")
+    return "\n".join(lines)
+
+
+def _human_finding(finding: Finding, paint: Callable[[str, str], str]) -> str:
+    tag = paint(_SEVERITY_COLOR[finding.severity], finding.severity.value)
+    lines = [f"  {tag}: {safe(finding.subject)}: {safe(finding.message)} [{safe(finding.code)}]"]
+    if finding.evidence:
+        lines.append(f"      evidence: {safe(finding.evidence)}")
+    if finding.fix:
+        lines.append(f"      fix: {safe(finding.fix)}")
+    return "\n".join(lines)
+
+
+# --- Markdown (pull-request comment) -----------------------------------------------------------
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!~|>])")
+
+
+def md_text(text: str) -> str:
+    """Inert Markdown text for a table cell or a line: HTML and Markdown escaped, one line."""
+    escaped = safe(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_SPECIAL.sub(r"\\\1", escaped).replace("\n", " ")
+
+
+def md_code(text: str) -> str:
+    """Inline code that survives any content (a table's pipes, backticks): HTML <code>."""
+    escaped = safe(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return "<code>" + escaped.replace("|", "&#124;").replace("`", "&#96;") + "</code>"
+
+
+def _fence(body: str) -> str:
+    longest = max((len(run) for run in re.findall(r"`+", body)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+def render_markdown(plan: Plan) -> str:
+    out = [f"### hvlm plan: {md_code(plan.manifest.name)}", "", f"**{summary_line(plan)}**", ""]
+    if plan.unread_hosts:
+        hosts = ", ".join(md_code(h) for h in plan.unread_hosts)
+        out += [f"> **Warning:** hosts not read, no change planned for them: {hosts}", ""]
+    if not plan.directory_read:
+        out += ["> **Warning:** the directory was not read: no delegation change is planned.", ""]
+    for phase in Phase:
+        changes = plan.in_phase(phase)
+        if changes:
+            out += _md_phase(phase, changes)
+    if plan.findings:
+        out += _md_findings(plan.findings)
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _md_phase(phase: Phase, changes: tuple[Change, ...]) -> list[str]:
+    out = [f"#### {phase.order + 1}. {phase.heading}", "",
+           "| | Address | Action | Reason |", "|---|---|---|---|"]
+    for c in changes:
+        out.append(f"| `{c.action.symbol}` | {md_code(c.address)} | {c.action.value} "
+                   f"| {md_text(c.reason)} |")
+    body = "\n".join(_md_diff(c) for c in changes)
+    fence = _fence(body)
+    noun = "change" if len(changes) == 1 else "changes"
+    out += ["", f"<details><summary>Details ({len(changes)} {noun})</summary>", "",
+            f"{fence}diff", body, fence, "", "</details>", ""]
+    return out
+
+
+def _md_diff(change: Change) -> str:
+    lines = [f"{change.action.symbol} {safe(change.address)}"]
+    lines += [f"{symbol}     {text}" for symbol, text in change_lines(change)]
+    return "\n".join(lines)
+
+
+def _md_findings(findings: tuple[Finding, ...]) -> list[str]:
+    out = ["#### Findings", "", "| Severity | Subject | Finding | Fix |", "|---|---|---|---|"]
+    for f in findings:
+        evidence = f" (evidence: {md_text(f.evidence)})" if f.evidence else ""
+        out.append(f"| **{f.severity.value}** | {md_code(f.subject)} "
+                   f"| {md_text(f.message)}{evidence} {md_code(f.code)} | {md_text(f.fix)} |")
+    out.append("")
+    return out
