@@ -24,6 +24,7 @@ from pypsrp.shell import WinRS
 from pypsrp.wsman import SelectorSet, WSMan
 
 from hvlm.lab.cmdlets import ErrorInfo, Invocation, StatementResult
+from hvlm.lab.hyperv import HyperVHost, server_2022
 from hvlm.lab.wsman import (
     CmdletFault,
     Credentials,
@@ -237,6 +238,70 @@ def test_positional_arguments_are_kept_apart(start_lab: StartLab) -> None:
         PowerShell(pool).add_cmdlet("Get-Thing").add_argument("192.168.10.0/24").invoke()
     [record] = lab.stats("HV01")["cmdlets"]
     assert record["arguments"] == ["192.168.10.0/24"] and record["parameters"] == []
+
+
+# --- the simulated Hyper-V host through the server (issue 3 acceptance) ---------------------
+
+
+def hyperv_config(transport: Transport) -> LabEndpointConfig:
+    host = HyperVHost(server_2022("HV01", ["192.168.10.11/24"]))
+    return LabEndpointConfig("HV01", host, Credentials(USER, PASSWORD), transport=transport)
+
+
+def read_host(pool: RunspacePool) -> tuple[dict[str, str], list[str]]:
+    ps = PowerShell(pool)
+    ps.add_cmdlet("Get-VMHost").add_statement().add_cmdlet("Get-VMMigrationNetwork")
+    ps.invoke()
+    assert not ps.streams.error
+    vmhost = {k: str(v) for k, v in props(ps.output[0]).items()}
+    assert ps.output[0].types[0] == "Microsoft.HyperV.PowerShell.VMHost"
+    return vmhost, [str(props(o)["Subnet"]) for o in ps.output[1:]]
+
+
+@pytest.mark.parametrize("transport", [Transport.HTTPS_BASIC, Transport.HTTP_NEGOTIATE])
+def test_hyperv_host_read_change_read_back(start_lab: StartLab, transport: Transport) -> None:
+    cfg = hyperv_config(transport)
+    lab = start_lab([cfg])
+    with RunspacePool(client(lab, "HV01")) as pool:
+        before, networks = read_host(pool)
+        assert before["VirtualMachineMigrationEnabled"] == "False"
+        assert before["VirtualMachineMigrationAuthenticationType"] == "CredSSP"
+        assert networks == []
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Enable-VMMigration").add_statement()
+        ps.add_cmdlet("Set-VMHost")
+        ps.add_parameter("VirtualMachineMigrationAuthenticationType", "Kerberos")
+        ps.add_parameter("MaximumVirtualMachineMigrations", 4).add_statement()
+        ps.add_cmdlet("Add-VMMigrationNetwork").add_parameter("Subnet", "192.168.10.0/24")
+        ps.invoke()
+        assert ps.state == PSInvocationState.COMPLETED and not ps.streams.error
+        after, networks = read_host(pool)
+    assert after["VirtualMachineMigrationEnabled"] == "True"
+    assert after["VirtualMachineMigrationAuthenticationType"] == "Kerberos"
+    assert after["MaximumVirtualMachineMigrations"] == "4"
+    assert networks == ["192.168.10.0/24"]
+    assert lab.stats("HV01")["action_counts"]["Command"] == 3
+
+
+def test_hyperv_non_terminating_error_over_the_wire(start_lab: StartLab) -> None:
+    lab = start_lab([hyperv_config(Transport.HTTPS_BASIC)])
+    ps = run(client(lab, "HV01"), ("Remove-VMMigrationNetwork", {"Subnet": "10.9.9.0/24"}))
+    assert ps.state == PSInvocationState.COMPLETED and not ps.had_errors
+    [error] = ps.streams.error
+    assert str(error.fq_error).endswith(
+        "Microsoft.HyperV.PowerShell.Commands.RemoveVMMigrationNetwork"
+    )
+    assert "10.9.9.0/24" in str(error) or "No migration networks" in str(error)
+
+
+def test_hyperv_hostile_subnet_stays_a_value(start_lab: StartLab) -> None:
+    cfg = hyperv_config(Transport.HTTP_NEGOTIATE)
+    lab = start_lab([cfg])
+    ps = run(client(lab, "HV01"), ("Add-VMMigrationNetwork", {"Subnet": HOSTILE}))
+    assert ps.streams.error  # rejected as a subnet, never run as code
+    [record] = lab.stats("HV01")["cmdlets"]
+    assert record["parameters"] == [["Subnet", HOSTILE]]
+    assert isinstance(cfg.host, HyperVHost) and cfg.host.snapshot().networks == ()
 
 
 # --- streams and errors -----------------------------------------------------------------------
