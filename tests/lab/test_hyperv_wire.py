@@ -120,3 +120,32 @@ def test_errors_and_warnings_reach_the_client(hyperv: tuple[HyperVHost, Runspace
     ps.invoke()
     assert not ps.had_errors
     assert len(ps.streams.warning) == 1 and "CredSSP" in str(ps.streams.warning[0].message)
+
+
+def test_preflight_in_one_pipeline(hyperv: tuple[HyperVHost, RunspacePool]) -> None:
+    model, pool = hyperv
+    ps = PowerShell(pool)
+    ps.add_cmdlet("Get-CimInstance").add_parameter("ClassName", "Win32_ComputerSystem")
+    ps.add_statement()
+    ps.add_cmdlet("Get-CimInstance").add_parameter("ClassName", "Win32_OperatingSystem")
+    ps.add_statement()
+    ps.add_cmdlet("Get-WindowsFeature").add_parameter("Name", "Hyper-V")
+    ps.add_statement()
+    ps.add_cmdlet("Get-NetIPAddress").add_parameter("AddressFamily", "IPv4")
+    ps.add_statement()
+    ps.add_cmdlet("Get-VMHostSupportedVersion").add_parameter("Default")
+    ps.add_statement()
+    ps.add_cmdlet("klist").add_argument("purge").add_argument("-li").add_argument("0x3e7")
+    output = ps.invoke()
+    assert not ps.had_errors and ps.streams.error == []
+    system, os_info, feature, address, loopback, version, *klist_lines = output
+    assert system.types[0].endswith("#root/cimv2/Win32_ComputerSystem")
+    assert (prop(system, "PartOfDomain"), prop(system, "Domain")) == (True, "lab.example")
+    assert prop(os_info, "BuildNumber") == "20348"
+    assert str(prop(feature, "InstallState")) == "Installed"
+    assert (prop(address, "IPAddress"), prop(address, "PrefixLength")) == ("10.0.10.11", 24)
+    assert str(prop(address, "AddressFamily")) == "IPv4"
+    assert prop(loopback, "IPAddress") == "127.0.0.1"
+    assert str(prop(version, "Version")) == "10.0" and prop(version, "IsDefault") is True
+    assert "Targeted LogonId is 0:0x3e7" in klist_lines
+    assert model.purge_count() == 1
