@@ -1,0 +1,243 @@
+"""The plan file (format_version 1): schema-valid, round-trips, refuses what it does not know, holds
+only known fields; fingerprints for stale-plan detection.
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from hvlm.errors import Diagnostic, PlanFileError, Severity
+from hvlm.model import AuthenticationType, PerformanceOption
+from hvlm.plan import (
+    FORMAT_VERSION,
+    Action,
+    Change,
+    Finding,
+    ManifestRef,
+    Phase,
+    Plan,
+    Target,
+    account_fingerprint,
+    dumps_plan,
+    host_fingerprint,
+    loads_plan,
+    plan_to_document,
+    stale_targets,
+    target_key,
+)
+from hvlm.state import DelegationState, MigrationState, ObservedNetwork
+
+SCHEMA = json.loads(
+    (Path(__file__).resolve().parents[2] / "schemas" / "plan.v1.schema.json").read_text()
+)
+VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
+
+
+def migration_state(**overrides: Any) -> MigrationState:
+    fields: dict[str, Any] = dict(
+        enabled=True, authentication=AuthenticationType.KERBEROS,
+        performance=PerformanceOption.SMB, max_virtual_machine_migrations=2,
+        max_storage_migrations=2, use_any_network=False,
+        networks=(ObservedNetwork(ipaddress.ip_network("192.168.10.0/24"), 0),
+                  ObservedNetwork(ipaddress.ip_network("fd00:10::/64"), 1)),
+    )
+    fields.update(overrides)
+    return MigrationState(**fields)
+
+
+def account(values: tuple[str, ...] = ("cifs/HV02", "MSSQLSvc/sql01:1433"),
+            uac: int = 0x1000) -> DelegationState:
+    return DelegationState("HV01", "CN=HV01,CN=Computers,DC=lab,DC=example", "HV01$",
+                           "hv01.lab.example", ("HOST/HV01",), uac, values)
+
+
+def full_plan() -> Plan:
+    host_fp, account_fp = host_fingerprint(migration_state()), account_fingerprint(account())
+    changes = (
+        Change("directory/HV01/allowedToDelegateTo", Phase.DIRECTORY_ADD, Action.UPDATE, "HV01",
+               "missing", {"allowedToDelegateTo": ("cifs/HV02",)},
+               {"allowedToDelegateTo": ("cifs/HV02", "cifs/hv02.lab.example")},
+               add=("cifs/hv02.lab.example",)),
+        Change("directory/HV01/protocolTransition", Phase.DIRECTORY_ADD, Action.UPDATE, "HV01",
+               "pt", {"protocolTransition": False, "userAccountControl": 4096},
+               {"protocolTransition": True, "userAccountControl": 16781312}),
+        Change("host/HV01/migration", Phase.HOST, Action.UPDATE, "HV01", "differs",
+               {"enabled": False, "maxStorageMigrations": 2},
+               {"enabled": True, "maxStorageMigrations": 4}),
+        Change("host/HV01/network/fd00:10::/64", Phase.HOST, Action.CREATE, "HV01", "declared",
+               None, {"subnet": "fd00:10::/64", "priority": None}),
+        Change("host/HV01/network/10.0.0.0/8", Phase.HOST, Action.DELETE, "HV01", "undeclared",
+               {"subnet": "10.0.0.0/8", "priority": 0}, None),
+        Change("directory/HV01/allowedToDelegateTo/prune", Phase.DIRECTORY_PRUNE, Action.DELETE,
+               "HV01", "prune", {"allowedToDelegateTo": ("cifs/HV02", "cifs/HV03")},
+               {"allowedToDelegateTo": ("cifs/HV02",)}, delete=("cifs/HV03",)),
+        Change("host/HV01/tickets", Phase.TICKETS, Action.UPDATE, "HV01", "refresh"),
+    )
+    return Plan(
+        manifest=ManifestRef("prod-east", "examples/prod-east.yaml", "0" * 64),
+        changes=changes,
+        findings=(Finding(Severity.ERROR, "directory/HV01", "unconstrained-delegation", "m",
+                          "fix", "evidence"),),
+        targets=(Target("host/HV01", host_fp), Target("directory/HV01", account_fp)),
+        unread_hosts=("HV02",),
+        directory_read=True,
+        selection=("HV01",),
+        refresh_tickets=True,
+        hvlm_version="0.1.0",
+    )
+
+
+def test_schema_is_valid_draft_2020_12() -> None:
+    jsonschema.Draft202012Validator.check_schema(SCHEMA)
+    assert SCHEMA["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+
+
+def test_round_trip_and_schema() -> None:
+    plan = full_plan()
+    text = dumps_plan(plan)
+    VALIDATOR.validate(json.loads(text))
+    assert loads_plan(text) == plan
+    assert loads_plan(text.encode()) == plan
+    assert json.loads(text)["format_version"] == FORMAT_VERSION == 1
+
+
+def test_document_holds_only_known_fields() -> None:
+    document = plan_to_document(full_plan())
+    assert set(document) == {
+        "format_version", "hvlm_version", "manifest", "options", "summary", "changes",
+        "findings", "targets", "unread_hosts", "directory_read",
+    }
+    assert set(document["manifest"]) == {"name", "source", "digest"}
+    assert document["summary"] == {"add": 1, "change": 4, "delete": 2}
+    for change in document["changes"]:
+        assert set(change) == {"address", "phase", "action", "host", "target", "reason",
+                               "before", "after", "add", "delete"}
+
+
+def _set(document: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:
+    node: Any = document
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return document
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("format_version",), 2),
+        (("password",), "hunter2"),
+        (("changes", 0, "credentials"), "x"),
+        (("changes", 0, "address"), "host/HV01/firewall"),
+        (("changes", 0, "action"), "replace"),
+        (("targets", 0, "fingerprint"), "md5:abc"),
+        (("findings", 0, "severity"), "info"),
+    ],
+)
+def test_schema_rejects_unknown_fields_and_versions(path: tuple[Any, ...], value: Any) -> None:
+    document = plan_to_document(full_plan())
+    assert VALIDATOR.is_valid(document)
+    assert not VALIDATOR.is_valid(_set(copy.deepcopy(document), path, value))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{", "not JSON"),
+        ("[]", "expected an object"),
+        ('{"format_version": 2}', "format_version 2 is not supported"),
+        ('{"format_version": true}', "format_version True is not supported"),
+        ('{"format_version": "1"}', "format_version '1' is not supported"),
+    ],
+)
+def test_unreadable_plan_files(text: str, message: str) -> None:
+    with pytest.raises(PlanFileError, match=message):
+        loads_plan(text)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("changes", 0, "phase"), "later", r"changes\[0\]\.phase: unknown value 'later'"),
+        (("changes", 0, "action"), ["update"], r"changes\[0\]\.action: unknown value"),
+        (("changes", 1, "address"), "host", r"changes\[1\]\.address: 'host' is not an address"),
+        (("changes", 0, "add"), [1], r"changes\[0\]\.add: expected a list of strings"),
+        (("changes", 2, "after"), {"x": {"y": 1}}, r"changes\[2\]\.after\.x: unsupported value"),
+        (("changes", 2, "after"), [], r"changes\[2\]\.after: expected an object"),
+        (("targets",), {}, "targets: expected a list"),
+        (("findings", 0, "severity"), "info", r"findings\[0\]\.severity: unknown value"),
+        (("directory_read",), "yes", r"plan\.directory_read: expected true or false"),
+        (("options", "hosts"), "HV01", "options.hosts: expected a list of strings"),
+        (("manifest", "digest"), None, r"manifest\.digest: expected a string"),
+    ],
+)
+def test_malformed_fields_are_located(path: tuple[Any, ...], value: Any, message: str) -> None:
+    document = _set(plan_to_document(full_plan()), path, value)
+    with pytest.raises(PlanFileError, match=message):
+        loads_plan(json.dumps(document))
+
+
+def test_host_fingerprint_ignores_network_order_only() -> None:
+    state = migration_state()
+    reordered = migration_state(networks=tuple(reversed(state.networks)))
+    assert host_fingerprint(state) == host_fingerprint(reordered)
+    assert host_fingerprint(state).startswith("sha256:") and len(host_fingerprint(state)) == 71
+    for other in (
+        migration_state(enabled=False),
+        migration_state(authentication=AuthenticationType.CREDSSP),
+        migration_state(performance=PerformanceOption.TCPIP),
+        migration_state(max_virtual_machine_migrations=3),
+        migration_state(max_storage_migrations=3),
+        migration_state(use_any_network=True),
+        migration_state(networks=state.networks[:1]),
+        migration_state(networks=(ObservedNetwork(ipaddress.ip_network("192.168.10.0/24"), 5),
+                                  state.networks[1])),
+    ):
+        assert host_fingerprint(other) != host_fingerprint(state)
+
+
+def test_account_fingerprint_ignores_value_order_only() -> None:
+    base = account()
+    assert account_fingerprint(base) == account_fingerprint(account(tuple(reversed(
+        base.allowed_to_delegate_to))))
+    assert account_fingerprint(base) != account_fingerprint(account(uac=0x01001000))
+    assert account_fingerprint(base) != account_fingerprint(account(("cifs/HV02",)))
+    # a case change is a change (what apply would delete must exist exactly)
+    assert account_fingerprint(base) != account_fingerprint(
+        account(("CIFS/HV02", "MSSQLSvc/sql01:1433")))
+
+
+def test_stale_targets() -> None:
+    plan = full_plan()
+    fresh = {target_key("host/hv01"): host_fingerprint(migration_state()),
+             target_key("directory/HV01"): account_fingerprint(account())}
+    assert stale_targets(plan, fresh) == ()
+    assert stale_targets(plan, {**fresh, "host/HV01": None}) == ("host/HV01",)
+    moved = {**fresh, "directory/HV01": account_fingerprint(account(uac=0x01001000))}
+    assert stale_targets(plan, moved) == ("directory/HV01",)
+    assert stale_targets(plan, {}) == ("host/HV01", "directory/HV01")
+
+
+def test_plan_equality_ignores_the_writer_version() -> None:
+    plan = full_plan()
+    assert Plan(**{**plan.__dict__, "hvlm_version": "9.9"}) == plan
+
+
+def test_finding_from_a_validation_diagnostic() -> None:
+    warning = Diagnostic(Severity.WARNING, "useAnyNetwork: true sends migration traffic "
+                         "unencrypted on any network", "m.yaml", 12, 5, "defaults.migration")
+    finding = Finding.from_diagnostic(warning)
+    assert finding == Finding(Severity.WARNING, "m.yaml:12: defaults.migration", "manifest",
+                              warning.message)
+
+
+def test_change_target() -> None:
+    assert full_plan().changes[3].target == "host/HV01"
+    assert full_plan().changes[5].target == "directory/HV01"
