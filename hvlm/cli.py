@@ -92,22 +92,22 @@ def schema(which: str) -> None:
     click.echo(schema_text(which), nl=False)
 
 
-def _register_optional() -> None:
-    """Subcommands living in their own modules (registered only when importable)."""
-    from importlib import import_module
+def _register_subcommands() -> None:
+    """plan/apply/check/export live in their own modules; `lab` only with its extra installed."""
+    from hvlm.commands import register
 
-    for module, name in (("hvlm.commands", "register"), ("hvlm.lab.cli", "register")):
-        try:
-            register = getattr(import_module(module), name)
-        except ModuleNotFoundError as exc:
-            if exc.name and not exc.name.startswith(module) and module != "hvlm.lab.cli":
-                raise
-            continue
-        register(cli)
+    register(cli)
+    try:
+        from hvlm.lab.cli import register as register_lab
+    except ModuleNotFoundError as exc:  # `pip install hvlm` without the [lab] extra
+        if exc.name is not None and exc.name.startswith("hvlm") and exc.name != "hvlm.lab.cli":
+            raise
+        return
+    register_lab(cli)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
-    _register_optional()
+    _register_subcommands()
     try:
         cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
     except click.exceptions.Abort:

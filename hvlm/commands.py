@@ -1,0 +1,275 @@
+"""`hvlm plan` and `hvlm apply` (and the shared options): the CLI face of the reconciler.
+
+Pipeline position: top (called by hvlm.cli); loads the manifest (hvlm.manifest), observes and
+applies through hvlm.reconcile, renders with hvlm.render. Exit codes: 0 ok / no changes,
+1 error (or anything failed), 2 changes present (`plan --detailed-exitcode`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from hvlm.errors import HvlmError, PlanFileError
+from hvlm.manifest import LoadResult, load_manifest
+from hvlm.plan import Finding, Plan, dumps_plan, loads_plan, stale_targets
+from hvlm.planner import current_fingerprints
+from hvlm.reconcile import ApplyReport, Fleet, Observation, Outcome, apply_plan, open_fleet
+from hvlm.reconcile import plan_fleet as _plan_fleet
+from hvlm.render import render as render_plan
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fleet_options(fn: F) -> F:
+    fn = click.option(
+        "--host",
+        "hosts",
+        multiple=True,
+        metavar="NAME",
+        help="Only this host (repeatable); its computer account is included.",
+    )(fn)
+    fn = click.option(
+        "--parallelism",
+        type=click.IntRange(1, 512),
+        default=16,
+        show_default=True,
+        help="Hosts read and written at once.",
+    )(fn)
+    fn = click.option(
+        "--refresh-tickets",
+        is_flag=True,
+        help="After delegation changes, purge the SYSTEM Kerberos tickets on the "
+        "hosts concerned (klist purge -li 0x3e7).",
+    )(fn)
+    fn = click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["human", "json", "markdown"]),
+        default="human",
+        show_default=True,
+        help="Plan output on stdout.",
+    )(fn)
+    fn = click.option(
+        "--color/--no-color",
+        default=None,
+        help="Colour the human format (default: when stdout is a TTY).",
+    )(fn)
+    return fn
+
+
+def _progress() -> Callable[[str, str], None] | None:
+    return None
+
+
+def _load(path: str) -> LoadResult:
+    result = load_manifest(path)
+    for warning in result.warnings:
+        click.echo(str(warning), err=True)
+    return result
+
+
+def _observe_and_plan(
+    fleet: Fleet, loaded: LoadResult, hosts: Sequence[str], refresh_tickets: bool
+) -> tuple[Observation, Plan]:
+    fleet.selected(hosts)  # unknown --host names fail before any connection
+    observation = fleet.observe(hosts)
+    findings = [Finding.from_diagnostic(w) for w in loaded.warnings]
+    plan = _plan_fleet(
+        fleet, observation, selection=hosts, refresh_tickets=refresh_tickets, findings=findings
+    )
+    return observation, plan
+
+
+def _show(plan: Plan, fmt: str, color: bool | None) -> None:
+    use_color = sys.stdout.isatty() if color is None else color
+    click.echo(render_plan(plan, fmt, color=use_color), nl=False)
+
+
+def _write_plan(plan: Plan, out: str) -> None:
+    target = Path(out)
+    fd, tmp = tempfile.mkstemp(prefix=".hvlm-plan-", dir=target.parent or Path("."))
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(dumps_plan(plan))
+    os.replace(tmp, target)
+
+
+def _incomplete(plan: Plan) -> bool:
+    return bool(plan.unread_hosts) or (
+        not plan.directory_read and any(f.code == "directory-unread" for f in plan.findings)
+    )
+
+
+@click.command()
+@click.argument("manifest", type=click.Path(dir_okay=False))
+@_fleet_options
+@click.option("--out", type=click.Path(dir_okay=False), help="Save the plan for `hvlm apply FILE`.")
+@click.option(
+    "--detailed-exitcode", is_flag=True, help="Exit 0: no changes, 1: error, 2: changes present."
+)
+def plan(
+    manifest: str,
+    hosts: tuple[str, ...],
+    parallelism: int,
+    refresh_tickets: bool,
+    fmt: str,
+    color: bool | None,
+    out: str | None,
+    detailed_exitcode: bool,
+) -> None:
+    """Read every host and computer account, show what apply would change."""
+    loaded = _load(manifest)
+    with open_fleet(loaded.manifest, parallelism, _progress()) as fleet:
+        _, the_plan = _observe_and_plan(fleet, loaded, hosts, refresh_tickets)
+    _show(the_plan, fmt, color)
+    if out:
+        _write_plan(the_plan, out)
+        click.echo(f"plan saved to {out}", err=True)
+    if _incomplete(the_plan):
+        sys.exit(EXIT_ERROR)
+    sys.exit(EXIT_CHANGES if detailed_exitcode and the_plan.has_changes else EXIT_OK)
+
+
+def _is_plan_file(path: str) -> bool:
+    """A saved plan is a JSON object with format_version; anything else is a manifest."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(16 * 1024 * 1024)
+        document = json.loads(raw)
+    except (OSError, ValueError):
+        return False
+    return isinstance(document, dict) and "format_version" in document
+
+
+def _confirm(auto_approve: bool) -> None:
+    if auto_approve:
+        return
+    if not sys.stdin.isatty():
+        raise HvlmError("refusing to apply without --auto-approve: not on a terminal")
+    answer = click.prompt(
+        "Apply these changes? Only 'yes' is accepted", default="", show_default=False, err=True
+    )
+    if answer.strip() != "yes":
+        raise HvlmError("apply cancelled")
+
+
+def _report(report: ApplyReport, fmt: str) -> None:
+    if fmt == "json":
+        click.echo(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "results": [
+                        {
+                            "address": r.change.address,
+                            "outcome": r.outcome.value,
+                            "detail": r.detail,
+                        }
+                        for r in report.results
+                    ],
+                    "drift": list(report.drift),
+                },
+                indent=2,
+            )
+        )
+        return
+    for result in report.results:
+        line = f"{result.outcome.value:>8}  {result.change.address}"
+        click.echo(f"{line}  {result.detail}" if result.detail else line, err=fmt != "human")
+    for line in report.drift:
+        click.echo(f"   drift  {line}", err=fmt != "human")
+    counts = {o: sum(1 for r in report.results if r.outcome is o) for o in Outcome}
+    click.echo(
+        f"Apply {'complete' if report.ok else 'FAILED'}: {counts[Outcome.APPLIED]} applied, "
+        f"{counts[Outcome.FAILED]} failed, {counts[Outcome.SKIPPED]} skipped, "
+        f"{len(report.drift)} still differing.",
+        err=fmt != "human",
+    )
+
+
+def _load_plan_file(path: str) -> tuple[Plan, LoadResult]:
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise PlanFileError(f"{path}: cannot read: {exc.strerror}") from None
+    saved = loads_plan(raw)
+    if not saved.manifest.source:
+        raise PlanFileError(f"{path}: the plan does not name its manifest")
+    loaded = _load(saved.manifest.source)
+    if loaded.manifest.digest != saved.manifest.digest:
+        raise PlanFileError(
+            f"{path}: stale plan: {saved.manifest.source} changed since it was "
+            "planned; run hvlm plan again"
+        )
+    return saved, loaded
+
+
+def _refuse_if_stale(saved: Plan, observation: Observation, path: str) -> None:
+    current: dict[str, str | None] = dict(
+        current_fingerprints(observation.hosts, observation.directory)
+    )
+    stale = stale_targets(saved, current)
+    if stale:
+        raise PlanFileError(
+            f"{path}: stale plan: {', '.join(stale[:5])} changed since it was "
+            "planned; nothing was changed; run hvlm plan again"
+        )
+
+
+@click.command()
+@click.argument("source", metavar="MANIFEST|PLANFILE", type=click.Path(dir_okay=False))
+@_fleet_options
+@click.option("--auto-approve", is_flag=True, help="Apply without asking (required off a TTY).")
+def apply(
+    source: str,
+    hosts: tuple[str, ...],
+    parallelism: int,
+    refresh_tickets: bool,
+    fmt: str,
+    color: bool | None,
+    auto_approve: bool,
+) -> None:
+    """Apply a manifest (plan, show, confirm, apply) or exactly a saved plan; then verify."""
+    if _is_plan_file(source):
+        saved, loaded = _load_plan_file(source)
+        with open_fleet(loaded.manifest, parallelism, _progress()) as fleet:
+            touched = sorted(
+                {t.address.split("/", 2)[1] for t in saved.targets if t.address.startswith("host/")}
+            )
+            host_states, host_errors = fleet.read_hosts([fleet.manifest.host(h) for h in touched])
+            directory, directory_error = (None, None)
+            if any(t.address.startswith("directory/") for t in saved.targets):
+                directory, directory_error = fleet.read_directory(fleet.manifest.hosts)
+            observation = Observation(host_states, host_errors, directory, directory_error)
+            _refuse_if_stale(saved, observation, source)
+            _show(saved, fmt, color)
+            report = apply_plan(fleet, saved, observation)
+    else:
+        loaded = _load(source)
+        with open_fleet(loaded.manifest, parallelism, _progress()) as fleet:
+            observation, the_plan = _observe_and_plan(fleet, loaded, hosts, refresh_tickets)
+            _show(the_plan, fmt, color)
+            if not the_plan.has_changes:
+                sys.exit(EXIT_ERROR if _incomplete(the_plan) else EXIT_OK)
+            _confirm(auto_approve)
+            report = apply_plan(fleet, the_plan, observation)
+    _report(report, fmt)
+    sys.exit(EXIT_OK if report.ok else EXIT_ERROR)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(plan)
+    cli.add_command(apply)
+    try:
+        from hvlm.check import register as register_check
+    except ModuleNotFoundError:
+        return
+    register_check(cli)
