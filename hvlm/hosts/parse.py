@@ -258,15 +258,16 @@ class _Collected:
 
 
 def parse_host_state(
-    name: str, output: Iterable[object], errors: Iterable[object] = ()
+    name: str, output: Iterable[object], errors: Iterable[object] = (), failed: bool = False
 ) -> HostState:
     """Turn the read pipeline's output objects and error records into a HostState.
 
     Errors of Get-VMHost / Get-VMMigrationNetwork (or no VMHost object at all) raise CmdletError;
     errors of the preflight cmdlets and unparseable preflight objects become read_warnings.
+    `failed`: a terminating error stopped the pipeline (its record is the last of `errors`).
     """
     warnings: list[str] = []
-    _check_errors(name, errors, warnings)
+    _check_errors(name, list(errors), warnings, failed)
     got = _Collected()
     for obj in output:
         try:
@@ -291,13 +292,19 @@ def parse_host_state(
     )
 
 
-def _check_errors(name: str, errors: Iterable[object], warnings: list[str]) -> None:
-    for record in errors:
+def _check_errors(name: str, errors: list[object], warnings: list[str], failed: bool) -> None:
+    """Errors of essential cmdlets are fatal; so is a failed pipeline hvlm cannot pin on a
+    preflight cmdlet (the statements after it did not run: what was read may be incomplete)."""
+    for index, record in enumerate(errors):
         info: RecordInfo = describe_record(record, READ_CMDLETS)
         if info.cmdlet in ESSENTIAL_CMDLETS:
             raise cmdlet_error(name, f"{READ_STEP} ({info.cmdlet})", info)
+        terminating = failed and index == len(errors) - 1
+        if terminating and not info.cmdlet:
+            raise cmdlet_error(name, READ_STEP, info)
         label = info.cmdlet or "read"
-        warnings.append(f"{label}: {info.message}")
+        suffix = " (the read stopped there)" if terminating else ""
+        warnings.append(f"{label}: {info.message}{suffix}")
 
 
 def _collect(got: _Collected, obj: object) -> None:

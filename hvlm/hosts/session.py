@@ -273,7 +273,7 @@ class HostSession:
     def read(self) -> HostState:
         """Everything the planner and the preflight need: one pipeline, parsed (pure)."""
         result = self.invoke(READ_STATEMENTS, "read")
-        state = parse_host_state(self.name, result.output, result.errors)
+        state = parse_host_state(self.name, result.output, result.errors, result.failed)
         for warning in state.read_warnings:
             self._log.warning("read warning", detail=warning)
         return state

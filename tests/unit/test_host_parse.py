@@ -298,3 +298,24 @@ def test_get_vmhost_error_is_fatal_with_the_real_message() -> None:
     err = caught.value
     assert (err.target, err.step) == ("HV01", "read (Get-VMHost)")
     assert "Virtual Machine Management service is not running" in err.detail
+
+
+def test_terminating_preflight_error_is_a_warning_saying_the_read_stopped() -> None:
+    not_found = load_errors()[0]
+    state = parse_host_state("HV01", load_objects("hv01_read.xml"), [not_found], failed=True)
+    assert state.read_warnings[0].endswith("(the read stopped there)")
+
+
+def test_failed_pipeline_with_an_unattributable_error_is_fatal() -> None:
+    move_vm = load_errors()[2]  # names no read cmdlet: hvlm cannot tell what was not read
+    with pytest.raises(CmdletError) as caught:
+        parse_host_state("HV01", load_objects("hv01_read.xml"), [move_vm], failed=True)
+    # the real message, and DOMAIN.md's explanation of the code it carries
+    assert "No credentials are available in the security package" in str(caught.value)
+    assert "0x8009030E: no credentials in the security package" in caught.value.hint
+
+
+def test_non_terminating_unattributable_error_is_a_warning() -> None:
+    move_vm = load_errors()[2]
+    state = parse_host_state("HV01", load_objects("hv01_read.xml"), [move_vm])
+    assert state.read_warnings[0].startswith("read: Virtual machine migration operation")

@@ -1,0 +1,490 @@
+"""hvlm's host sessions against the lab: real pypsrp over real WSMan/PSRP on loopback.
+
+Every assertion about cost is made with the lab's counters (WSMan actions per host), every
+assertion about effect with the simulated host's state, every assertion about errors on the one
+line an operator would see.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hvlm.errors import CmdletError, CredentialsMissing, HostAuthError, HostError, HostUnreachable
+from hvlm.hosts.commands import HostCommand, add_network, host_commands
+from hvlm.hosts.fleet import apply_fleet, read_fleet
+from hvlm.hosts.session import (
+    Credentials,
+    HostSession,
+    StepStatus,
+    apply_host_changes,
+    change_host,
+    read_host,
+)
+from hvlm.lab.hyperv import HyperVHost, MigrationNetwork, MigrationState, server_2022, server_2025
+from hvlm.lab.hyperv_config import AuthenticationType as LabAuth
+from hvlm.lab.pki import LabCA
+from hvlm.lab.wsman import (
+    CmdletFault,
+    FaultSpec,
+    LabEndpointConfig,
+    LabServer,
+)
+from hvlm.lab.wsman import (
+    Credentials as LabCredentials,
+)
+from hvlm.lab.wsman import (
+    Transport as LabTransport,
+)
+from hvlm.model import (
+    AuthenticationType,
+    ConnectionSpec,
+    DelegationSettings,
+    HostSpec,
+    MigrationSettings,
+    PerformanceOption,
+    Timeouts,
+    Transport,
+    WinRMAuth,
+)
+from hvlm.model import (
+    MigrationNetwork as WantedNetwork,
+)
+from hvlm.state import ObservedNetwork
+
+pytestmark = pytest.mark.lab
+
+USER, PASSWORD = "labadmin", "S3cret-Lab-Pass!"
+CREDS = Credentials(USER, PASSWORD)
+NET = ipaddress.ip_network("192.168.10.0/24")
+OLD_NET = ipaddress.ip_network("10.99.0.0/16")
+FAST = Timeouts(connect_seconds=3, read_seconds=3, operation_seconds=1)
+
+WANTED = MigrationSettings(
+    enabled=True,
+    authentication=AuthenticationType.KERBEROS,
+    performance=PerformanceOption.COMPRESSION,
+    max_virtual_machine_migrations=2,
+    max_storage_migrations=2,
+    use_any_network=False,
+    networks=(WantedNetwork(NET, 0),),
+)
+
+
+class Lab:
+    """A started LabServer plus the HostSpecs that reach its hosts."""
+
+    def __init__(self, server: LabServer, hosts: dict[str, HyperVHost]) -> None:
+        self.server, self.hosts = server, hosts
+
+    def spec(
+        self,
+        name: str,
+        migration: MigrationSettings = WANTED,
+        *,
+        cert_validation: bool | str | None = None,
+        timeouts: Timeouts = FAST,
+        retries: int = 1,
+    ) -> HostSpec:
+        endpoint = self.server.endpoint(name)
+        https = endpoint.scheme == "https"
+        connection = ConnectionSpec(
+            address=endpoint.host,
+            port=endpoint.port,
+            transport=Transport.HTTPS if https else Transport.HTTP,
+            auth=WinRMAuth.BASIC if https else WinRMAuth.NTLM,
+            cert_validation=str(self.server.ca_path)
+            if cert_validation is None
+            else cert_validation,
+            timeouts=timeouts,
+            retries=retries,
+        )
+        return HostSpec(
+            name, f"{name.lower()}.lab.example", connection, migration, DelegationSettings()
+        )
+
+    def actions(self, name: str) -> list[str]:
+        return list(self.server.stats(name)["actions"])
+
+    def cmdlets(self, name: str) -> list[dict[str, Any]]:
+        return list(self.server.stats(name)["cmdlets"])
+
+    def writes(self, name: str) -> list[str]:
+        return [c["command"] for c in self.cmdlets(name) if not c["command"].startswith("Get-")]
+
+    def fault(self, name: str, spec: FaultSpec) -> None:
+        self.server.set_fault(name, spec)
+
+
+StartLab = Callable[..., Lab]
+
+
+@pytest.fixture(scope="module")
+def lab_ca(tmp_path_factory: pytest.TempPathFactory) -> LabCA:
+    return LabCA.create(tmp_path_factory.mktemp("hosts-ca"))
+
+
+@pytest.fixture
+def start_lab(lab_ca: LabCA, tmp_path: Path) -> Iterator[StartLab]:
+    servers: list[LabServer] = []
+
+    def start(configs: Sequence[Any], transport: LabTransport = LabTransport.HTTPS_BASIC) -> Lab:
+        hosts = {c.name: HyperVHost(c) for c in configs}
+        endpoints = [
+            LabEndpointConfig(name, host, LabCredentials(USER, PASSWORD), transport=transport)
+            for name, host in hosts.items()
+        ]
+        server = LabServer(endpoints, lab_ca, tmp_path / f"lab{len(servers)}", control_port=None)
+        server.start()
+        servers.append(server)
+        return Lab(server, hosts)
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def fresh(name: str = "HV01", **kwargs: Any) -> Any:
+    return server_2022(name, ["192.168.10.11/24", "10.0.0.11/16"], [("vm1", "9.0")], **kwargs)
+
+
+FULL_CYCLE = ["Create", "Receive", "Command", "Receive", "Delete"]
+
+
+# -- read -------------------------------------------------------------------------------------
+
+
+def test_read_is_one_pipeline_and_five_requests(start_lab: StartLab) -> None:
+    lab = start_lab([fresh()])
+    state = read_host(lab.spec("HV01"), CREDS)
+
+    assert lab.actions("HV01") == FULL_CYCLE  # open 2 + one pipeline 2 + close 1
+    assert {c["pipeline"] for c in lab.cmdlets("HV01")} == {lab.cmdlets("HV01")[0]["pipeline"]}
+    assert [c["statement"] for c in lab.cmdlets("HV01")] == list(range(8))
+    m = state.migration
+    assert (m.enabled, m.authentication, m.performance, m.use_any_network, m.networks) == (
+        False,
+        AuthenticationType.CREDSSP,
+        PerformanceOption.COMPRESSION,
+        False,
+        (),
+    )
+    facts = state.facts
+    assert (facts.computer_name, facts.part_of_domain, facts.domain) == (
+        "HV01",
+        True,
+        "lab.example",
+    )
+    assert facts.hyperv_installed is True and not facts.is_server_2025_or_later
+    assert ipaddress.ip_interface("192.168.10.11/24") in facts.addresses
+    assert [(vm.name, vm.version) for vm in facts.vms] == [("vm1", "9.0")]
+    assert "10.0" in facts.supported_versions
+    assert state.read_warnings == ()
+
+
+def test_read_a_2025_host_outside_the_domain_without_hyperv_role(start_lab: StartLab) -> None:
+    lab = start_lab(
+        [server_2025("HV25", part_of_domain=False), fresh("HV02", hyperv_installed=False)]
+    )
+    state = read_host(lab.spec("HV25"), CREDS)
+    assert state.facts.is_server_2025_or_later and state.facts.part_of_domain is False
+
+    with pytest.raises(CmdletError) as caught:
+        read_host(lab.spec("HV02"), CREDS)
+    assert str(caught.value).startswith("HV02: read (Get-VMHost): The term 'Get-VMHost' is not")
+    assert lab.actions("HV02") == FULL_CYCLE  # the pool is still closed cleanly
+
+
+def test_read_over_http_with_ntlm_and_message_encryption(start_lab: StartLab) -> None:
+    lab = start_lab([fresh()], transport=LabTransport.HTTP_NEGOTIATE)
+    spec = lab.spec("HV01")
+    assert spec.connection.transport is Transport.HTTP
+    state = read_host(spec, CREDS)
+    assert state.migration.max_virtual_machine_migrations == 2
+    assert [a for a in lab.actions("HV01")] == FULL_CYCLE
+
+
+# -- write ------------------------------------------------------------------------------------
+
+
+def test_change_reads_writes_and_verifies_in_nine_requests(start_lab: StartLab) -> None:
+    lab = start_lab([fresh()])
+    report = change_host(lab.spec("HV01"), credentials=CREDS)
+
+    assert report.ok and report.remaining == ()
+    assert [s.status for s in report.result.steps] == [StepStatus.APPLIED] * 3
+    assert len(lab.actions("HV01")) <= 9
+    assert lab.actions("HV01") == ["Create", "Receive"] + ["Command", "Receive"] * 3 + ["Delete"]
+    # safe order: the network exists before migration is enabled
+    assert lab.writes("HV01") == ["Add-VMMigrationNetwork", "Enable-VMMigration", "Set-VMHost"]
+    live = lab.hosts["HV01"].snapshot()
+    assert live.enabled and live.authentication is LabAuth.Kerberos
+    assert [str(n.subnet) for n in live.networks] == ["192.168.10.0/24"]
+    assert report.after is not None and report.after.migration.enabled
+
+    lab.server.reset_stats()
+    again = change_host(lab.spec("HV01"), credentials=CREDS)
+    assert again.ok and not again.changed
+    assert lab.actions("HV01") == FULL_CYCLE and lab.writes("HV01") == []
+
+
+def test_replacing_a_network_never_passes_through_no_network(start_lab: StartLab) -> None:
+    start = MigrationState(enabled=True, networks=(MigrationNetwork.parse("10.99.0.0/16", 0),))
+    lab = start_lab([fresh(state=start)])
+    report = change_host(lab.spec("HV01"), credentials=CREDS)
+
+    assert report.ok
+    assert lab.writes("HV01") == [
+        "Add-VMMigrationNetwork",
+        "Set-VMHost",
+        "Remove-VMMigrationNetwork",
+    ]
+    assert len(lab.actions("HV01")) == 9
+    live = lab.hosts["HV01"].snapshot()
+    assert [str(n.subnet) for n in live.networks] == ["192.168.10.0/24"] and live.enabled
+
+
+def test_a_failing_add_stops_before_anything_could_strand_the_host(start_lab: StartLab) -> None:
+    start = MigrationState(enabled=True, networks=(MigrationNetwork.parse("10.99.0.0/16", 0),))
+    lab = start_lab([fresh(state=start)])
+    # APIPA is refused by Hyper-V's own validation: a non-terminating error turned into a stop
+    apipa = ipaddress.ip_network("169.254.7.0/24")
+    spec = lab.spec("HV01", replace(WANTED, networks=(WantedNetwork(apipa, 0),)))
+    report = change_host(spec, credentials=CREDS)
+
+    statuses = [(s.command.cmdlet, s.status) for s in report.result.steps]
+    assert statuses == [
+        ("Add-VMMigrationNetwork", StepStatus.FAILED),
+        ("Set-VMHost", StepStatus.SKIPPED),
+        ("Remove-VMMigrationNetwork", StepStatus.SKIPPED),
+    ]
+    error = report.result.failures[0]
+    assert str(error).startswith("HV01: Add-VMMigrationNetwork -Subnet 169.254.7.0/24 -Priority 0:")
+    live = lab.hosts["HV01"].snapshot()
+    assert live.enabled and [str(n.subnet) for n in live.networks] == ["10.99.0.0/16"]
+    assert not report.ok and report.remaining  # verification says what still differs
+
+
+def test_already_exists_and_not_found_count_as_done(start_lab: StartLab) -> None:
+    start = MigrationState(enabled=True, networks=(MigrationNetwork.parse("192.168.10.0/24", 0),))
+    lab = start_lab([fresh(state=start)])
+    stale = (
+        add_network(WantedNetwork(NET, 0)),  # exists already (a decision from an old read)
+        HostCommand("Set-VMHost", (("MaximumStorageMigrations", 3),)),
+        HostCommand("Remove-VMMigrationNetwork", (("Subnet", "10.99.0.0/16"),)),  # absent
+    )
+    with HostSession(lab.spec("HV01"), CREDS) as session:
+        result = apply_host_changes(session, stale)
+        after = session.read()
+
+    assert [s.status for s in result.steps] == [
+        StepStatus.ALREADY_DONE,
+        StepStatus.APPLIED,
+        StepStatus.ALREADY_DONE,
+    ]
+    assert result.ok and after.migration.max_storage_migrations == 3
+    # the add stopped the first pipeline; the rest ran in a second one, same pool
+    assert lab.actions("HV01").count("Create") == 1
+    assert lab.actions("HV01").count("Command") == 3
+
+
+def test_a_terminating_cmdlet_fault_names_host_step_and_message(start_lab: StartLab) -> None:
+    lab = start_lab([fresh()])
+    lab.fault(
+        "HV01",
+        FaultSpec(
+            cmdlet_faults=(
+                CmdletFault(
+                    "Set-VMHost",
+                    "Failed to modify service settings (0x80090322).",
+                    error_id="OperationFailed,Microsoft.HyperV.PowerShell.Commands.SetVMHost",
+                ),
+            )
+        ),
+    )
+    report = change_host(lab.spec("HV01"), credentials=CREDS)
+
+    assert [s.status for s in report.result.steps] == [
+        StepStatus.APPLIED,
+        StepStatus.APPLIED,
+        StepStatus.FAILED,
+    ]
+    error = report.result.failures[0]
+    assert error.target == "HV01"
+    assert error.step == "Set-VMHost -VirtualMachineMigrationAuthenticationType Kerberos"
+    assert "Failed to modify service settings" in error.detail
+    assert "target principal name is incorrect" in error.hint
+    assert [str(c) for c in report.remaining] == [
+        "Set-VMHost -VirtualMachineMigrationAuthenticationType Kerberos"
+    ]
+
+
+def test_session_run_raises_the_first_failure(start_lab: StartLab) -> None:
+    lab = start_lab([fresh()])
+    lab.fault("HV01", FaultSpec(cmdlet_faults=(CmdletFault("Enable-VMMigration", "boom"),)))
+    with HostSession(lab.spec("HV01"), CREDS) as session, pytest.raises(CmdletError) as caught:
+        session.run(host_commands(WANTED, session.read().migration))
+    assert str(caught.value).startswith("HV01: apply: boom")
+
+
+def test_http_500_on_a_cmdlet_is_a_host_error(start_lab: StartLab) -> None:
+    lab = start_lab([fresh()])
+    lab.fault("HV01", FaultSpec(http_500_on_cmdlet="Set-VMHost"))
+    with pytest.raises(HostError) as caught:
+        change_host(lab.spec("HV01"), credentials=CREDS)
+    assert str(caught.value).startswith("HV01: apply: WSMan fault")
+    assert lab.hosts["HV01"].snapshot().networks == ()  # the pipeline never ran
+
+
+# -- hostile values ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "10.0.0.0/8; Disable-VMMigration",
+        "$(Disable-VMMigration)",
+        "192.168.10.0/24' ; Remove-VMMigrationNetwork -Subnet * #",
+        "`n& Disable-VMMigration | Out-Null",
+    ],
+)
+def test_metacharacters_reach_the_host_as_parameter_values(start_lab: StartLab, value: str) -> None:
+    start = MigrationState(enabled=True, networks=(MigrationNetwork.parse("192.168.10.0/24", 0),))
+    lab = start_lab([fresh(state=start)])
+    steps = (
+        HostCommand("Add-VMMigrationNetwork", (("Subnet", value),)),
+        HostCommand("Remove-VMMigrationNetwork", (("Subnet", value),)),
+    )
+    with HostSession(lab.spec("HV01"), CREDS) as session:
+        result = apply_host_changes(session, steps)
+        read_back = session.read()
+
+    sent = [
+        c
+        for c in lab.cmdlets("HV01")
+        if c["command"].endswith("VMMigrationNetwork") and not c["command"].startswith("Get-")
+    ]
+    assert sent[0]["parameters"][0] == ["Subnet", value]
+    assert all(not c["is_script"] for c in lab.cmdlets("HV01"))
+    assert result.steps[0].status is StepStatus.FAILED  # bound, then refused as a subnet
+    # nothing the value "says" happened
+    assert read_back.migration.enabled
+    assert read_back.migration.networks == (ObservedNetwork(NET, 0),)
+
+
+# -- transport faults: one clear line naming the host -------------------------------------------
+
+
+def test_wrong_password_is_one_line_with_a_credentials_hint(start_lab: StartLab) -> None:
+    lab = start_lab([fresh()])
+    with pytest.raises(HostAuthError) as caught:
+        read_host(lab.spec("HV01"), Credentials(USER, "wrong-password"))
+    line = str(caught.value)
+    assert line.startswith("HV01: connect: authentication failed (HTTP 401, basic)")
+    assert "HVLM_WINRM_USER" in line and "\n" not in line
+    assert "wrong-password" not in line
+
+
+def test_tls_with_another_ca_is_a_certvalidation_hint(start_lab: StartLab, tmp_path: Path) -> None:
+    lab = start_lab([fresh()])
+    other = LabCA.create(tmp_path / "other-ca")
+    with pytest.raises(HostUnreachable) as caught:
+        read_host(lab.spec("HV01", cert_validation=str(other.cert_path)), CREDS)
+    line = str(caught.value)
+    assert line.startswith("HV01: connect: TLS handshake with https://127.0.0.1:")
+    assert "certificate verify failed" in line and "connection.certValidation" in line
+    assert "\n" not in line
+    assert lab.server.stats("HV01")["wsman_requests"] == 0
+
+
+def test_dropped_connection_is_retried_then_reported(start_lab: StartLab) -> None:
+    lab = start_lab([fresh(), fresh("HV02")])
+    # transient: the pipeline's Command is dropped once, the retry succeeds
+    lab.fault("HV01", FaultSpec(drop_after_requests=2, drop_once=True))
+    assert read_host(lab.spec("HV01"), CREDS).name == "HV01"
+    assert lab.server.stats("HV01")["dropped"] == 1
+
+    # persistent: every request after the open is dropped
+    lab.fault("HV02", FaultSpec(drop_after_requests=2))
+    with pytest.raises(HostUnreachable) as caught:
+        read_host(lab.spec("HV02", retries=2), CREDS)
+    line = str(caught.value)
+    assert line.startswith("HV02: read: connection to https://127.0.0.1:")
+    assert "dropped by the host" in line and "\n" not in line
+    assert lab.server.stats("HV02")["dropped"] == 3  # first try + 2 bounded retries
+
+
+def test_refused_connection_is_unreachable(start_lab: StartLab) -> None:
+    lab = start_lab([fresh()])
+    spec = lab.spec("HV01", retries=0)
+    lab.server.stop()
+    with pytest.raises(
+        HostUnreachable, match=r"^HV01: connect: connection refused by 127\.0\.0\.1:"
+    ):
+        read_host(spec, CREDS)
+
+
+def test_basic_over_plain_http_is_refused_before_connecting() -> None:
+    connection = ConnectionSpec("127.0.0.1", 9, Transport.HTTP, WinRMAuth.BASIC)
+    spec = HostSpec("HV09", "hv09.lab.example", connection, WANTED, DelegationSettings())
+    with pytest.raises(
+        HostAuthError, match=r"^HV09: connect: Basic authentication over plain HTTP"
+    ):
+        read_host(spec, CREDS)
+
+
+def test_credentials_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HVLM_WINRM_USER", raising=False)
+    monkeypatch.delenv("HVLM_WINRM_PASSWORD", raising=False)
+    with pytest.raises(CredentialsMissing, match="HVLM_WINRM_USER and HVLM_WINRM_PASSWORD"):
+        Credentials.from_env(WinRMAuth.BASIC)
+    assert Credentials.from_env(WinRMAuth.KERBEROS) == Credentials()  # the ticket cache
+    assert Credentials.from_env(WinRMAuth.NEGOTIATE) == Credentials()
+    monkeypatch.setenv("HVLM_WINRM_USER", USER)
+    monkeypatch.setenv("HVLM_WINRM_PASSWORD", PASSWORD)
+    creds = Credentials.from_env(WinRMAuth.NTLM)
+    assert (creds.username, creds.password) == (USER, PASSWORD)
+    assert PASSWORD not in repr(creds)
+
+
+# -- fleet ------------------------------------------------------------------------------------
+
+
+def test_fleet_read_a_hung_and_a_refusing_host_do_not_stall_the_others(
+    start_lab: StartLab,
+) -> None:
+    lab = start_lab([fresh(f"HV0{i}") for i in range(1, 6)])
+    lab.fault("HV02", FaultSpec(hang=True))
+    lab.fault("HV04", FaultSpec(refuse_auth=True))
+    specs = [lab.spec(f"HV0{i}") for i in range(1, 6)]
+    results = read_fleet(specs, parallelism=2, credentials=CREDS, progress=False)
+
+    assert list(results) == ["HV01", "HV02", "HV03", "HV04", "HV05"]
+    hung, refused = results["HV02"], results["HV04"]
+    assert isinstance(hung, HostUnreachable)
+    assert str(hung).startswith("HV02: connect: no answer within 3s (read timeout)")
+    assert isinstance(refused, HostAuthError) and str(refused).startswith("HV04: connect:")
+    for name in ("HV01", "HV03", "HV05"):
+        assert not isinstance(results[name], HostError)
+        assert lab.actions(name) == FULL_CYCLE
+    assert lab.server.stats("HV02")["hung"] == 1  # a read timeout is never retried
+
+
+def test_fleet_apply_isolates_a_failing_host(start_lab: StartLab) -> None:
+    lab = start_lab([fresh(f"HV0{i}") for i in range(1, 4)])
+    lab.fault("HV02", FaultSpec(cmdlet_faults=(CmdletFault("Set-VMHost", "access denied"),)))
+    specs = [lab.spec(f"HV0{i}") for i in range(1, 4)]
+    results = apply_fleet(specs, parallelism=3, credentials=CREDS, progress=False)
+
+    ok = {name: r for name, r in results.items() if not isinstance(r, HostError) and r.ok}
+    assert sorted(ok) == ["HV01", "HV03"]
+    failed = results["HV02"]
+    assert not isinstance(failed, HostError) and not failed.ok
+    assert str(failed.result.failures[0]).startswith("HV02: ")
+    for name in ("HV01", "HV03"):
+        assert len(lab.actions(name)) <= 9
