@@ -4,6 +4,7 @@
 
 - `samba_dc` (session): a started DC (realm LAB.EXAMPLE) holding HV01..HV03, created as Windows
   would, and the NON-privileged user `operator` (password OPERATOR_PASSWORD). Stopped at the end.
+  Each test module may import the fixtures: they share one DC per process.
 - `new_computers` (function): a factory creating fresh, uniquely named computer accounts, so tests
   sharing the session DC never see each other's writes.
 
@@ -30,6 +31,7 @@ OPERATOR_PASSWORD = "Operator-Pass-1!"
 ADMIN_PASSWORD = LAB_ADMIN_PASSWORD
 
 _serial = itertools.count(1)
+_running: list[SambaDC] = []
 
 
 def samba_template_dir(config: pytest.Config, factory: pytest.TempPathFactory) -> Path:
@@ -53,16 +55,21 @@ def samba_dc(
 ) -> Iterator[SambaDC]:
     if not available():
         pytest.skip("Samba AD DC is not installed (see .ci/run for the apt-get line)")
+    if _running:  # imported by several test modules: one DC per process (its ports are fixed)
+        yield _running[0]
+        return
     dc = SambaDC.provision(
         tmp_path_factory.mktemp("samba-dc"), ca=samba_ca, admin_password=ADMIN_PASSWORD,
         template_dir=samba_template_dir(request.config, tmp_path_factory),
     )
     dc.start()
+    _running.append(dc)
     try:
         dc.add_computers(LAB_HOSTS)
         dc.add_user(OPERATOR, OPERATOR_PASSWORD)
         yield dc
     finally:
+        _running.remove(dc)
         dc.stop()
 
 
