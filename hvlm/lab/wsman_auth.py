@@ -21,6 +21,7 @@ import re
 import struct
 import tempfile
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -244,6 +245,26 @@ def unwrap_message(context: spnego.ContextProxy, payload: bytes) -> bytes:
             raise ValueError("encrypted length mismatch")
         message += plain
     return message
+
+
+_KEYTAB_V2 = b"\x05\x02"
+
+
+def merge_keytabs(keytabs: Sequence[Path], target: Path) -> Path:
+    """One keytab holding the keys of several hosts (e.g. from `samba-tool domain exportkeytab`).
+
+    The Kerberos acceptor reads ONE process-wide keytab (KRB5_KTNAME), so a lab with several
+    Kerberos hosts merges their keytabs. Format: a 0x0502 header, then entries (MIT keytab v2).
+    """
+    entries = b""
+    for keytab in keytabs:
+        data = keytab.read_bytes()
+        if data[:2] != _KEYTAB_V2:
+            raise ValueError(f"{keytab} is not a version 2 keytab")
+        entries += data[2:]
+    target.write_bytes(_KEYTAB_V2 + entries)
+    target.chmod(0o600)
+    return target
 
 
 class NtlmUserFile:

@@ -25,6 +25,7 @@ from pypsrp.wsman import SelectorSet, WSMan
 
 from hvlm.lab.cmdlets import ErrorInfo, Invocation, StatementResult
 from hvlm.lab.hyperv import HyperVHost, server_2022
+from hvlm.lab.samba import SambaDC
 from hvlm.lab.wsman import (
     CmdletFault,
     Credentials,
@@ -33,8 +34,16 @@ from hvlm.lab.wsman import (
     LabServer,
     Transport,
 )
+from hvlm.lab.wsman_auth import merge_keytabs
 from hvlm.lab.wsman_control import LabControlClient
 from tests.lab.conftest import StartLab
+from tests.lab.samba_fixtures import (  # noqa: F401  (fixtures)
+    ADMIN_PASSWORD,
+    OPERATOR,
+    OPERATOR_PASSWORD,
+    samba_ca,
+    samba_dc,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -302,6 +311,55 @@ def test_hyperv_hostile_subnet_stays_a_value(start_lab: StartLab) -> None:
     [record] = lab.stats("HV01")["cmdlets"]
     assert record["parameters"] == [["Subnet", HOSTILE]]
     assert isinstance(cfg.host, HyperVHost) and cfg.host.snapshot().networks == ()
+
+
+# --- Kerberos acceptance (needs the lab's Samba DC: run inside `unshare --net`) ---------------
+
+
+def kerberos_client(lab: LabServer, name: str, user: str, password: str) -> WSMan:
+    host, port, _ = lab.endpoint(name)
+    return WSMan(
+        host,
+        port=port,
+        ssl=False,
+        auth="kerberos",
+        username=f"{user}@LAB.EXAMPLE",
+        password=password,
+        negotiate_hostname_override=f"{name.lower()}.lab.example",
+    )
+
+
+@pytest.mark.samba
+def test_kerberos_with_message_encryption(
+    start_lab: StartLab,
+    samba_dc: SambaDC,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
+) -> None:
+    keytab = merge_keytabs(
+        [samba_dc.export_keytab("HV01$"), samba_dc.export_keytab("HV02$")], tmp_path / "hosts.kt"
+    )
+    for key, value in samba_dc.krb5_env(tmp_path / "ccache").items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("KRB5_KTNAME", f"FILE:{keytab}")
+    hosts = [
+        LabEndpointConfig(
+            name,
+            ToyHost(name),
+            Credentials(OPERATOR, OPERATOR_PASSWORD),
+            transport=Transport.HTTP_NEGOTIATE,
+            kerberos=True,
+        )
+        for name in ("HV01", "HV02")
+    ]
+    lab = start_lab(hosts)
+    for name in ("HV01", "HV02"):
+        ps = run(kerberos_client(lab, name, OPERATOR, OPERATOR_PASSWORD), ("Get-Thing", {}))
+        assert props(ps.output[0])["Name"] == name
+        assert lab.stats(name)["http_status"] == {"401": 1, "200": 6}  # one round trip
+    with pytest.raises(AuthenticationError):  # a valid ticket, but not the host's user
+        RunspacePool(kerberos_client(lab, "HV01", "Administrator", ADMIN_PASSWORD)).open()
+    assert lab.stats("HV01")["auth_failures"] == 1
 
 
 # --- streams and errors -----------------------------------------------------------------------
