@@ -14,6 +14,7 @@ import difflib
 import hashlib
 import ipaddress
 import json
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -493,7 +494,7 @@ def _directory(section: dict[str, Any] | None) -> m.DirectorySpec | None:
         section.get("certValidation", True),
         base_dn,
         section.get("allowPlaintextBind", False),
-        float(section.get("timeoutSeconds", 10.0)),
+        math.ceil(section.get("timeoutSeconds", 10)),  # ldap3 wants whole seconds,
     )
 
 
