@@ -207,3 +207,11 @@ def test_kerberos_bind_from_the_ticket_cache(samba_dc: SambaDC, tmp_path: Path,
     kerberos = spec(samba_dc, auth=DirectoryAuth.KERBEROS)
     with DirectorySession(kerberos, env={}) as directory:
         assert directory.read(["HV01"]).accounts[0].sam_account_name == "HV01$"
+
+
+def test_filter_metacharacters_in_names_match_nothing(samba_dc: SambaDC) -> None:
+    with session(samba_dc) as directory:
+        state = directory.read(["HV*", "*", "HV01)(sAMAccountName=HV02"])
+        assert directory.counters.searches == 1
+    assert state.accounts == ()
+    assert state.missing == ("HV*", "*", "HV01)(sAMAccountName=HV02")
