@@ -19,7 +19,7 @@ import click
 
 from hvlm.errors import HvlmError, PlanFileError
 from hvlm.manifest import LoadResult, load_manifest
-from hvlm.plan import Finding, Plan, dumps_plan, loads_plan, stale_targets
+from hvlm.plan import Finding, Plan, dumps_plan, loads_plan, plan_to_document, stale_targets
 from hvlm.planner import current_fingerprints
 from hvlm.reconcile import ApplyReport, Fleet, Observation, Outcome, apply_plan, open_fleet
 from hvlm.reconcile import plan_fleet as _plan_fleet
@@ -161,12 +161,14 @@ def _confirm(auto_approve: bool) -> None:
         raise HvlmError("apply cancelled")
 
 
-def _report(report: ApplyReport, fmt: str) -> None:
+def _report(report: ApplyReport, fmt: str, applied: Plan) -> None:
+    """The apply report. JSON: one document on stdout holding the plan and every outcome."""
     if fmt == "json":
         click.echo(
             json.dumps(
                 {
                     "ok": report.ok,
+                    "plan": plan_to_document(applied),
                     "results": [
                         {
                             "address": r.change.address,
@@ -250,18 +252,21 @@ def apply(
                 directory, directory_error = fleet.read_directory(fleet.manifest.hosts)
             observation = Observation(host_states, host_errors, directory, directory_error)
             _refuse_if_stale(saved, observation, source)
-            _show(saved, fmt, color)
+            if fmt != "json":
+                _show(saved, fmt, color)
+            the_plan = saved
             report = apply_plan(fleet, saved, observation)
     else:
         loaded = _load(source)
         with open_fleet(loaded.manifest, parallelism, _progress()) as fleet:
             observation, the_plan = _observe_and_plan(fleet, loaded, hosts, refresh_tickets)
-            _show(the_plan, fmt, color)
+            if fmt != "json" or not the_plan.has_changes:
+                _show(the_plan, fmt, color)
             if not the_plan.has_changes:
                 sys.exit(EXIT_ERROR if _incomplete(the_plan) else EXIT_OK)
             _confirm(auto_approve)
             report = apply_plan(fleet, the_plan, observation)
-    _report(report, fmt)
+    _report(report, fmt, the_plan)
     sys.exit(EXIT_OK if report.ok else EXIT_ERROR)
 
 

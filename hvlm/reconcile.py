@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import structlog
 
@@ -33,6 +33,7 @@ from hvlm.planner import build_plan
 from hvlm.state import DelegationState, DirectoryState, HostState
 
 log = structlog.get_logger("hvlm.reconcile")
+T = TypeVar("T")
 
 
 class HostSessionLike(Protocol):
@@ -88,6 +89,19 @@ class Observation:
     directory_error: str | None = None
 
 
+def parallel(fn: Callable[[T], None], items: Sequence[T], workers: int) -> None:
+    """Run fn over items on a thread pool. Ctrl-C cancels what has not started and waits for
+    what has (a host's pipeline is never cut in half by hvlm), then re-raises."""
+    pool = ThreadPoolExecutor(max(1, min(workers, len(items) or 1)))
+    try:
+        for future in [pool.submit(fn, item) for item in items]:
+            future.result()
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
 class Fleet:
     """Open host sessions (one per host, reused across phases) and the directory session."""
 
@@ -138,8 +152,7 @@ class Fleet:
             except Exception as exc:  # closing must never hide the real result
                 log.debug("close failed", error=str(exc))
 
-        with ThreadPoolExecutor(self.parallelism) as pool:
-            list(pool.map(safe, items))
+        parallel(safe, items, self.parallelism)
 
     def _drop(self, spec: HostSpec) -> None:
         with self._lock:
@@ -164,8 +177,7 @@ class Fleet:
                 log.warning("host read failed", host=spec.name, error=str(exc))
                 self._drop(spec)
 
-        with ThreadPoolExecutor(self.parallelism) as pool:
-            list(pool.map(one, specs))
+        parallel(one, specs, self.parallelism)
         return states, errors
 
     def read_directory(self, specs: Sequence[HostSpec]) -> tuple[DirectoryState | None, str | None]:
@@ -335,8 +347,7 @@ def _host_phase(
             return
         run.record(host_changes, Outcome.APPLIED)
 
-    with ThreadPoolExecutor(fleet.parallelism) as pool:
-        list(pool.map(one, list(grouped)))
+    parallel(one, list(grouped), fleet.parallelism)
 
 
 def _ticket_phase(fleet: Fleet, changes: Sequence[Change], run: _Run) -> None:
@@ -352,8 +363,7 @@ def _ticket_phase(fleet: Fleet, changes: Sequence[Change], run: _Run) -> None:
             return
         run.record([change], Outcome.APPLIED)
 
-    with ThreadPoolExecutor(fleet.parallelism) as pool:
-        list(pool.map(one, list(changes)))
+    parallel(one, list(changes), fleet.parallelism)
 
 
 def _verify(fleet: Fleet, plan: Plan, run: _Run) -> tuple[str, ...]:
