@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import contextlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -131,6 +132,7 @@ class PsrpShell:
         self._queues: dict[uuid.UUID | None, collections.deque[bytes]] = {None: collections.deque()}
         self._pipelines: dict[uuid.UUID, ServerPipeline] = {}
         self._changed = asyncio.Condition()
+        self._closed = False
 
     # --- input --------------------------------------------------------------------------------
 
@@ -284,13 +286,15 @@ class PsrpShell:
         queue = self._queues[pipeline_id]
 
         def ready() -> bool:
-            return bool(queue) or self._finished(pipeline_id)
+            return bool(queue) or self._finished(pipeline_id) or self._closed
 
         async with self._changed:
             try:
                 await asyncio.wait_for(self._changed.wait_for(ready), timeout)
             except asyncio.TimeoutError:
                 return None
+        if self._closed:
+            raise CommandNotFound(command_id or self.shell_id)
         chunks: list[str] = []
         used = 0
         while queue and (not chunks or used + len(queue[0]) <= budget):
@@ -319,8 +323,11 @@ class PsrpShell:
         self._queues.pop(pipeline.pipeline_id, None)
 
     async def close(self) -> None:
+        """Delete: pipelines first (psrpcore refuses to close a pool that still has some)."""
+        self._closed = True
         for pipeline in list(self._pipelines.values()):
             self._forget(pipeline)
-        self._pool.close()
+        with contextlib.suppress(PSRPCoreError):
+            self._pool.close()
         async with self._changed:
             self._changed.notify_all()

@@ -4,6 +4,9 @@
   one CA keeps certificate paths stable across tests).
 - `start_lab` (function): a factory `start_lab(hosts, **LabServer kwargs) -> LabServer` that starts
   a lab in-process in the test's tmp dir and stops it (nothing left listening) at teardown.
+- `hyperv_endpoint(name, ...)`: a LabEndpointConfig for a fresh simulated Windows Server 2022
+  Hyper-V host (user LAB_USER / LAB_PASSWORD), e.g.
+  `lab = start_lab([hyperv_endpoint(f"HV{i:02d}") for i in range(1, 4)])`.
 """
 
 from __future__ import annotations
@@ -14,10 +17,28 @@ from typing import Any
 
 import pytest
 
+from hvlm.lab.hyperv import HyperVHost, server_2022
 from hvlm.lab.pki import LabCA
-from hvlm.lab.wsman import LabEndpointConfig, LabServer
+from hvlm.lab.wsman import Credentials, FaultSpec, LabEndpointConfig, LabServer, Transport
 
 StartLab = Callable[..., LabServer]
+LAB_USER = "labadmin"
+LAB_PASSWORD = "Lab-Pass-1!"
+
+
+def hyperv_endpoint(
+    name: str,
+    transport: Transport = Transport.HTTPS_BASIC,
+    faults: FaultSpec | None = None,
+    addresses: Sequence[str] = ("192.168.10.11/24",),
+) -> LabEndpointConfig:
+    return LabEndpointConfig(
+        name,
+        HyperVHost(server_2022(name, list(addresses))),
+        Credentials(LAB_USER, LAB_PASSWORD),
+        transport=transport,
+        faults=faults or FaultSpec(),
+    )
 
 
 @pytest.fixture(scope="session")

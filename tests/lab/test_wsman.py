@@ -24,7 +24,7 @@ from pypsrp.shell import WinRS
 from pypsrp.wsman import SelectorSet, WSMan
 
 from hvlm.lab.cmdlets import ErrorInfo, Invocation, StatementResult
-from hvlm.lab.hyperv import HyperVHost, server_2022
+from hvlm.lab.hyperv import HyperVHost
 from hvlm.lab.samba import SambaDC
 from hvlm.lab.wsman import (
     CmdletFault,
@@ -36,7 +36,7 @@ from hvlm.lab.wsman import (
 )
 from hvlm.lab.wsman_auth import merge_keytabs
 from hvlm.lab.wsman_control import LabControlClient
-from tests.lab.conftest import StartLab
+from tests.lab.conftest import LAB_PASSWORD, LAB_USER, StartLab, hyperv_endpoint
 from tests.lab.samba_fixtures import (  # noqa: F401  (fixtures)
     ADMIN_PASSWORD,
     OPERATOR,
@@ -47,8 +47,8 @@ from tests.lab.samba_fixtures import (  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.lab
 
-USER = "labadmin"
-PASSWORD = "Lab-Pass-1!"
+USER = LAB_USER
+PASSWORD = LAB_PASSWORD
 PS_URI = "http://schemas.microsoft.com/powershell/Microsoft.PowerShell"
 HOSTILE = "10.0.0.0/24; Remove-Item C:\\ -Recurse"
 
@@ -253,8 +253,7 @@ def test_positional_arguments_are_kept_apart(start_lab: StartLab) -> None:
 
 
 def hyperv_config(transport: Transport) -> LabEndpointConfig:
-    host = HyperVHost(server_2022("HV01", ["192.168.10.11/24"]))
-    return LabEndpointConfig("HV01", host, Credentials(USER, PASSWORD), transport=transport)
+    return hyperv_endpoint("HV01", transport)
 
 
 def read_host(pool: RunspacePool) -> tuple[dict[str, str], list[str]]:
