@@ -22,9 +22,14 @@ Python API
 FaultSpec(), port=0, kerberos=False)`:
 - Transport.HTTPS_BASIC: TLS with a certificate issued by the lab CA (SAN: fqdn and 127.0.0.1),
   Basic authentication.
-- Transport.HTTP_NEGOTIATE: plain HTTP, Negotiate (NTLM; also Kerberos when kerberos=True and
-  KRB5_KTNAME names a keytab with the host's keys) with message encryption (multipart/encrypted).
-  The lab registers the host's user in a process-wide NTLM_USER_FILE (sets the env variable).
+- Transport.HTTP_NEGOTIATE: plain HTTP, Negotiate with message encryption (multipart/encrypted):
+  NTLM (the lab registers the host's user in a process-wide NTLM_USER_FILE and sets that env
+  variable; NTLM users must be unique across the process or share their password), and Kerberos
+  when kerberos=True: the acceptor reads the process-wide keytab KRB5_KTNAME (with KRB5_CONFIG),
+  so a lab of several Kerberos hosts merges their exported keytabs (wsman_auth.merge_keytabs;
+  `samba-tool domain exportkeytab --principal=HV01$` works for host/ and HTTP/ tickets). Clients
+  connect to 127.0.0.1 and name the host for the SPN (pypsrp negotiate_hostname_override).
+  Only the host's own user is accepted, whatever the protocol proved.
 - fqdn defaults to name.lower() + ".lab.example"; port 0 = any free port.
 - Wrong credentials -> 401, as on a real host (pypsrp raises AuthenticationError).
 
@@ -38,6 +43,11 @@ Parameter values arrive exactly as sent: a value is never parsed as PowerShell.
 Faults (`FaultSpec`, wsman_faults.py): latency_ms, drop_after_requests (+ drop_once), http_500_on_
 cmdlet, cmdlet_faults (CmdletFault: cmdlet, message, terminating, error_id, category), hang,
 refuse_auth. A script (AddScript) always fails the pipeline with a clear terminating error.
+
+Each host's `CmdletHost.invoke()` runs on the lab's event-loop thread: it must be quick and must
+not block (the Hyper-V model is). Measured on this 2-core machine: one read (open, one pipeline of
+three statements, close) costs the server about 15-25 ms of CPU (psrpcore deserialising HostInfo
+and TLS/NTLM dominate), so one lab process serves roughly 40-60 reads per second.
 
 Control channel (another process): `lab.control_url` serves GET /stats, POST /reset,
 POST /faults/<host> ... (wsman_control.py; `LabControlClient` is the client).

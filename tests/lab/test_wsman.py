@@ -460,6 +460,14 @@ def test_unknown_shell_is_the_real_wsman_fault(start_lab: StartLab) -> None:
     assert "shell was not found on the server" in str(caught.value.reason)
 
 
+def test_a_cmd_shell_is_not_offered(start_lab: StartLab) -> None:
+    lab = start_lab([config()])
+    with pytest.raises(WSManFaultError) as caught:
+        WinRS(client(lab, "HV01")).open()  # the WinRS cmd shell: PowerShell only here
+    assert "was not found in the WS-Management catalog" in str(caught.value.reason)
+    assert lab.stats("HV01")["actions"] == ["Create"]
+
+
 def test_receive_on_a_closed_pool_faults(start_lab: StartLab) -> None:
     lab = start_lab([config()])
     wsman = client(lab, "HV01")
