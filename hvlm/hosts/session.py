@@ -138,7 +138,14 @@ def build_wsman(spec: ConnectionSpec, credentials: Credentials, host: str) -> WS
         options["username"] = credentials.username
     if credentials.password is not None:
         options["password"] = credentials.password
-    return _WSMan(spec.address, **options)
+    wsman = _WSMan(spec.address, **options)
+    # Build the requests.Session now, in this thread, and stop requests from re-reading proxy
+    # settings from the environment on every request (no_proxy already decided them): that scan
+    # cost more client CPU per host than parsing the whole read. pypsrp==0.9.1 is pinned.
+    transport = wsman.transport
+    transport.session = transport._build_session()
+    transport.session.trust_env = False
+    return wsman
 
 
 # -- results of a pipeline and of a write ---------------------------------------------------------
