@@ -9,7 +9,8 @@
   sharing the session DC never see each other's writes.
 
 Samba's ports are fixed: run the tests inside `unshare --net sh -c 'ip link set lo up && ...'`
-(the DC refuses to start when 389/636/88 are taken). Tests skip only when Samba is not installed.
+(the DC refuses to start when 389/636/88 are taken). Without Samba the fixture FAILS (never skips):
+`make test` installs it (Makefile: system-deps).
 The provisioned domain is cached under pytest's cache dir, so only the first run pays ~10 s.
 """
 
@@ -54,7 +55,7 @@ def samba_dc(
     samba_ca: LabCA, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[SambaDC]:
     if not available():
-        pytest.skip("Samba AD DC is not installed (see .ci/run for the apt-get line)")
+        pytest.fail("Samba AD DC is not installed: run `make system-deps` as root (apt-get line in the Makefile)")
     if _running:  # imported by several test modules: one DC per process (its ports are fixed)
         yield _running[0]
         return
