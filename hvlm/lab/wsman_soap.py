@@ -3,7 +3,11 @@
 Part of the lab (`wsman.py` dispatches; `wsman_psrp.py` holds the shells). Responses are built
 from small templates rather than ElementTree so that the process-wide namespace prefixes that
 pypsrp registers (ET.register_namespace) are never touched. Fault codes and texts are those of a
-real WinRM service (e.g. an unknown ShellId: s:Sender / w:InvalidSelectors / 2150858843).
+real WinRM service where they are known (an unknown ShellId: s:Sender / w:InvalidSelectors /
+2150858843; a Receive with nothing to return: s:Receiver / w:TimedOut / 2150858793, which pypsrp
+retries while polling a pipeline). UNCONFIRMED, kept harmless: the numeric codes of the other
+faults (unsupported action, unknown resource URI, bad envelope) and 2147500037 (E_FAIL) for the
+injected HTTP 500 -- clients should key on the HTTP status and subcode, not on those numbers.
 """
 
 from __future__ import annotations
