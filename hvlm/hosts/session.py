@@ -238,21 +238,32 @@ class HostSession:
             pool.open()
             return pool
 
-        self._pool = self._call("connect", attempt)
+        try:
+            self._pool = self._call("connect", attempt)
+        except BaseException:
+            self._release()
+            raise
         self._log.debug("pool opened", url=self.connection.url)
 
     def close(self) -> None:
-        """Delete the shell; skipped when the transport already failed (it would only hang)."""
+        """Delete the shell (skipped when the transport already failed: it would only hang),
+        then release the HTTP connections."""
         pool, self._pool = self._pool, None
-        if pool is None or self._broken:
-            return
         try:
-            pool.close()
+            if pool is not None and not self._broken:
+                pool.close()
         except Exception as exc:  # a failed close must not hide the result already obtained
             self._log.warning(
                 "closing the pool failed",
                 error=str(map_exception(exc, self.name, "close", self.connection)),
             )
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        wsman, self._wsman = self._wsman, None
+        if wsman is not None:
+            wsman.close()
 
     # -- pipelines
 

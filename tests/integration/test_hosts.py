@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 from hvlm.errors import CmdletError, CredentialsMissing, HostAuthError, HostError, HostUnreachable
-from hvlm.hosts.commands import HostCommand, add_network, host_commands
+from hvlm.hosts.commands import PURGE_SYSTEM_TICKETS, HostCommand, add_network, host_commands
 from hvlm.hosts.fleet import apply_fleet, read_fleet
 from hvlm.hosts.session import (
     Credentials,
@@ -41,6 +42,7 @@ from hvlm.lab.wsman import (
 from hvlm.lab.wsman import (
     Transport as LabTransport,
 )
+from hvlm.logs import configure as configure_logs
 from hvlm.model import (
     AuthenticationType,
     ConnectionSpec,
@@ -488,3 +490,42 @@ def test_fleet_apply_isolates_a_failing_host(start_lab: StartLab) -> None:
     assert str(failed.result.failures[0]).startswith("HV02: ")
     for name in ("HV01", "HV03"):
         assert len(lab.actions(name)) <= 9
+
+
+def test_ticket_purge_runs_klist_with_arguments(start_lab: StartLab) -> None:
+    lab = start_lab([fresh()])
+    with HostSession(lab.spec("HV01"), CREDS) as session:
+        session.run([PURGE_SYSTEM_TICKETS])
+    assert lab.hosts["HV01"].purge_count() == 1
+    (sent,) = lab.cmdlets("HV01")
+    assert (sent["command"], sent["arguments"], sent["outcome"]) == (
+        "klist",
+        ["purge", "-li", "0x3e7"],
+        "ok",
+    )
+
+
+def test_change_over_http_with_ntlm_and_message_encryption(start_lab: StartLab) -> None:
+    lab = start_lab([fresh()], transport=LabTransport.HTTP_NEGOTIATE)
+    report = change_host(lab.spec("HV01"), credentials=CREDS)
+    assert report.ok and lab.hosts["HV01"].snapshot().enabled
+    actions = lab.actions("HV01")
+    assert actions == ["Create", "Receive"] + ["Command", "Receive"] * 3 + ["Delete"]
+
+
+def test_fleet_progress_bar_renders_without_breaking_results(
+    start_lab: StartLab, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lab = start_lab([fresh("HV01"), fresh("HV02")])
+    configure_logs("debug", "json")  # as the CLI does: logs to stderr
+    try:
+        results = read_fleet(
+            [lab.spec("HV01"), lab.spec("HV02")], parallelism=2, credentials=CREDS, progress=True
+        )
+    finally:
+        structlog.reset_defaults()
+    assert sorted(results) == ["HV01", "HV02"]
+    captured = capsys.readouterr()
+    assert captured.out == ""  # stdout carries only results: progress and logs go to stderr
+    assert '"host": "HV01"' in captured.err
+    assert PASSWORD not in captured.err
