@@ -293,18 +293,18 @@ def parse_host_state(
 
 
 def _check_errors(name: str, errors: list[object], warnings: list[str], failed: bool) -> None:
-    """Errors of essential cmdlets are fatal; so is a failed pipeline hvlm cannot pin on a
-    preflight cmdlet (the statements after it did not run: what was read may be incomplete)."""
+    """Errors of essential cmdlets are fatal, and so is any error hvlm cannot pin on a cmdlet:
+    it may come from Get-VMHost / Get-VMMigrationNetwork, and a plan built on a partial read
+    would be wrong. Errors of preflight cmdlets only cost their facts (read warnings)."""
     for index, record in enumerate(errors):
         info: RecordInfo = describe_record(record, READ_CMDLETS)
         if info.cmdlet in ESSENTIAL_CMDLETS:
             raise cmdlet_error(name, f"{READ_STEP} ({info.cmdlet})", info)
-        terminating = failed and index == len(errors) - 1
-        if terminating and not info.cmdlet:
+        if not info.cmdlet:
             raise cmdlet_error(name, READ_STEP, info)
-        label = info.cmdlet or "read"
+        terminating = failed and index == len(errors) - 1
         suffix = " (the read stopped there)" if terminating else ""
-        warnings.append(f"{label}: {info.message}{suffix}")
+        warnings.append(f"{info.cmdlet}: {info.message}{suffix}")
 
 
 def _collect(got: _Collected, obj: object) -> None:

@@ -529,3 +529,14 @@ def test_fleet_progress_bar_renders_without_breaking_results(
     assert captured.out == ""  # stdout carries only results: progress and logs go to stderr
     assert '"host": "HV01"' in captured.err
     assert PASSWORD not in captured.err
+
+
+def test_an_error_in_the_read_that_names_no_cmdlet_fails_the_read(start_lab: StartLab) -> None:
+    lab = start_lab([fresh()])
+    lab.fault(
+        "HV01",
+        FaultSpec(cmdlet_faults=(CmdletFault("Get-VMMigrationNetwork", "WMI is sad", False),)),
+    )
+    with pytest.raises(CmdletError, match=r"^HV01: read: WMI is sad"):
+        read_host(lab.spec("HV01"), CREDS)
+    assert lab.actions("HV01") == FULL_CYCLE
