@@ -160,8 +160,11 @@ class Plan:
 # --- fingerprints -------------------------------------------------------------------------------
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
 def _digest(document: object) -> str:
-    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    text = _CANONICAL.encode(document)
     return "sha256:" + hashlib.sha256(text.encode("ascii")).hexdigest()
 
 

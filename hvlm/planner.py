@@ -24,16 +24,18 @@ Cost: O(hosts x peers x services); hosts are looked up through a dict, never by 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hvlm import __version__
 from hvlm.errors import HvlmError, Severity
 from hvlm.model import (
     UAC_TRUSTED_TO_AUTH_FOR_DELEGATION,
+    DelegationService,
     HostSpec,
     IPNetwork,
     Manifest,
-    desired_delegation,
+    MigrationNetwork,
+    delegation_targets,
     manifest_names,
     owned_value,
 )
@@ -50,7 +52,7 @@ from hvlm.plan import (
     host_fingerprint,
     target_key,
 )
-from hvlm.state import DelegationState, DirectoryState, HostState, MigrationState
+from hvlm.state import DelegationState, DirectoryState, HostState, MigrationState, ObservedNetwork
 
 DELEGATION_ATTRIBUTE = "allowedToDelegateTo"
 _MIGRATION_FIELDS = (
@@ -63,6 +65,9 @@ _MIGRATION_FIELDS = (
 )
 
 
+_PeerValues = tuple[tuple[str, ...], tuple[str, ...]]  # values toward a peer, and lower-cased
+
+
 @dataclass(frozen=True)
 class _Context:
     manifest: Manifest
@@ -70,6 +75,9 @@ class _Context:
     names: frozenset[str]  # every manifest host's short name and FQDN, lower-cased
     selected: frozenset[str] | None  # upper-cased keys, None = all
     selected_names: frozenset[str]  # short names and FQDNs of the selected hosts, lower-cased
+    # values toward each peer for one service set, built once: services -> peer name -> values
+    toward: dict[tuple[DelegationService, ...], dict[str, _PeerValues]] = \
+        field(default_factory=dict)
 
     def is_selected(self, spec: HostSpec) -> bool:
         return self.selected is None or spec.key in self.selected
@@ -229,9 +237,19 @@ def _network_key(subnet: IPNetwork) -> tuple[int, int, int]:
     return subnet.version, int(subnet.network_address), subnet.prefixlen
 
 
+def _same_networks(
+    wanted: tuple[MigrationNetwork, ...], current: tuple[ObservedNetwork, ...]
+) -> bool:
+    """The common case, cheaply: the host lists exactly the declared networks, in order."""
+    return len(wanted) == len(current) and all(
+        w.subnet == c.subnet and w.priority in (None, c.priority)
+        for w, c in zip(wanted, current, strict=True)
+    )
+
+
 def _network_changes(spec: HostSpec, observed: MigrationState) -> list[Change]:
     wanted = spec.migration.networks
-    if wanted is None:
+    if wanted is None or _same_networks(wanted, observed.networks):
         return []
     current = {net.subnet: net.priority for net in observed.networks}
     changes: list[Change] = []
@@ -320,37 +338,73 @@ def _target_name(value: str) -> str:
     return target.split(":", 1)[0].split("/", 1)[0].lower()
 
 
-def _desired_values(ctx: _Context, spec: HostSpec) -> tuple[str, ...]:
-    try:
-        peers = tuple(ctx.index[name.upper()] for name in spec.peers)
-    except KeyError as exc:
-        raise HvlmError(f"host {spec.name}: peer {exc.args[0]} is not a host of the manifest") \
-            from None
-    return desired_delegation(spec, peers)
+def _desired_values(ctx: _Context, spec: HostSpec) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """hvlm.model.desired_delegation (and the same values lower-cased), each peer's values built
+    once for the whole fleet."""
+    if not spec.uses_kerberos:
+        return (), ()
+    services = spec.delegation.services
+    toward = ctx.toward.setdefault(services, {})
+    values: list[str] = []
+    lowered: list[str] = []
+    for name in spec.peers:
+        cached = toward.get(name)
+        if cached is None:
+            peer = ctx.index.get(name.upper())
+            if peer is None:
+                raise HvlmError(f"host {spec.name}: peer {name} is not a host of the manifest")
+            targets = delegation_targets(peer, services)
+            cached = toward[name] = (targets, tuple(v.lower() for v in targets))
+        values.extend(cached[0])
+        lowered.extend(cached[1])
+    return tuple(values), tuple(lowered)
 
 
 def _account_changes(
     ctx: _Context, spec: HostSpec, account: DelegationState
 ) -> tuple[list[Change], list[Change]]:
     selected = ctx.is_selected(spec)
-    desired = _desired_values(ctx, spec)
-    wanted = {v.lower() for v in desired}
-    have = {v.lower() for v in account.allowed_to_delegate_to}
-    add: list[str] = []
-    for value in desired:
-        low = value.lower()
-        if low not in have and (selected or _target_name(value) in ctx.selected_names):
-            have.add(low)
-            add.append(value)
+    desired, lowered = _desired_values(ctx, spec)
+    stored = account.allowed_to_delegate_to
+    add = _missing_values(ctx, selected, desired, lowered, stored)
     delete: list[str] = []
     if ctx.manifest.prune_delegation:
-        delete = [
-            v for v in account.allowed_to_delegate_to
-            if v.lower() not in wanted and owned_value(v, ctx.names)
-            and (selected or _target_name(v) in ctx.selected_names)
-        ]
+        delete = _stale_values(ctx, selected, desired, lowered, stored)
     transition = _transition(spec, account) if selected else None
     return _delegation_changes(spec, account, add, delete, transition)
+
+
+def _missing_values(
+    ctx: _Context, selected: bool, desired: tuple[str, ...], lowered: tuple[str, ...],
+    stored: tuple[str, ...],
+) -> list[str]:
+    """Desired values with no case variant stored (exact matches first: the common case)."""
+    exact = set(stored)
+    if all(v in exact for v in desired):
+        return []
+    have = {v.lower() for v in stored}
+    missing = {low: v for v, low in zip(desired, lowered, strict=True) if low not in have}
+    add = list(missing.values())  # first of each case variant, in the manifest's order
+    if not selected:
+        add = [v for v in add if _target_name(v) in ctx.selected_names]
+    return add
+
+
+def _stale_values(
+    ctx: _Context, selected: bool, desired: tuple[str, ...], lowered: tuple[str, ...],
+    stored: tuple[str, ...],
+) -> list[str]:
+    """hvlm's own stored values that no desired value matches, case-insensitively."""
+    undesired = set(stored).difference(desired)
+    candidates = [
+        v for v in stored
+        if v in undesired and owned_value(v, ctx.names)
+        and (selected or _target_name(v) in ctx.selected_names)
+    ]
+    if not candidates:
+        return []
+    wanted = set(lowered)
+    return [v for v in candidates if v.lower() not in wanted]
 
 
 def _transition(spec: HostSpec, account: DelegationState) -> bool | None:

@@ -53,6 +53,7 @@ from hvlm.model import (
     MigrationNetwork,
     MigrationSettings,
     PerformanceOption,
+    desired_delegation,
     manifest_names,
     owned_value,
 )
@@ -499,3 +500,23 @@ def test_random_observed_states_converge(doc: dict[str, Any]) -> None:
             assert isinstance(before, tuple)
             have = {v.lower() for v in before}
             assert not any(v.lower() in have for v in change.add)  # no case-variant duplicate
+
+
+def test_added_values_are_the_models_desired_delegation() -> None:
+    """The planner builds each peer's values once; they must be exactly the model's."""
+    case = load_case({
+        "manifest": {
+            "defaults": {"migration": {"authentication": "Kerberos"}},
+            "hosts": [{"name": "HV01", "delegation": {"services": ["cifs"]}},
+                      {"name": "HV02", "fqdn": "hv02.other.example"}, {"name": "HV03"}],
+            "groups": [["HV01", "HV02", "HV03"], ["HV02", "HV03"]],
+        },
+        "observed": {"hosts": {}, "directory": {"HV01": {}, "HV02": {}, "HV03": {}}},
+    })
+    plan = case.plan()
+    added = {c.host: c.add for c in plan.in_phase(Phase.DIRECTORY_ADD)}
+    index = {h.key: h for h in case.manifest.hosts}
+    assert added == {
+        spec.name: desired_delegation(spec, tuple(index[p.upper()] for p in spec.peers))
+        for spec in case.manifest.hosts
+    }
