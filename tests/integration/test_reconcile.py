@@ -1,0 +1,184 @@
+"""Issue 6's acceptance: `hvlm plan` and `hvlm apply` through the CLI against the lab.
+
+The CLI runs as a subprocess (exit codes, stdout and stderr as a pipeline sees them) against
+simulated Hyper-V hosts (real WSMan/PSRP on loopback) and the session's Samba AD DC. Effects are
+read from the lab itself: host state snapshots, LDAP reads as Administrator (uSNChanged moves on
+every modify of an object), and the lab's WSMan request and cmdlet counters.
+
+Run inside a private network namespace (Samba's ports are fixed):
+    tests/isolated.sh .venv/bin/python -m pytest tests/integration/test_reconcile.py -q
+"""
+
+# ruff: noqa: F811  (pytest fixtures imported from samba_fixtures, then requested by name)
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from hvlm.lab.samba import SambaDC
+from hvlm.lab.wsman import CmdletFault, FaultSpec
+from tests.integration.helpers import (
+    ENABLED_OLD,
+    FRESH,
+    UNRELATED,
+    WANTED,
+    CliResult,
+    LabFleet,
+    ManifestOptions,
+    lab_fleet,
+    lower,
+    values_toward,
+)
+from tests.lab.samba_fixtures import samba_ca, samba_dc  # noqa: F401  (fixtures)
+
+pytestmark = [pytest.mark.lab, pytest.mark.samba]
+NAMES = ("RC01", "RC02", "RC03")
+START = {"RC01": FRESH, "RC02": ENABLED_OLD, "RC03": FRESH}
+MAX_REQUESTS_WITH_CHANGES = 9  # open 2 + read 2 + write 2 + verify 2 + close 1 (Basic)
+MAX_REQUESTS_READ_ONLY = 5
+
+
+@pytest.fixture(scope="module")
+def lab(samba_dc: SambaDC, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabFleet]:
+    with lab_fleet(samba_dc, tmp_path_factory.mktemp("reconcile"), NAMES) as fleet:
+        yield fleet
+
+
+@pytest.fixture
+def fleet(lab: LabFleet) -> LabFleet:
+    """The module's fleet back to its starting point: RC02 enabled on an old network only."""
+    lab.reset(START)
+    lab.write_manifest()
+    return lab
+
+
+def failed_lines(result: CliResult) -> list[str]:
+    return [line for line in result.output.splitlines() if line.strip().startswith("failed")]
+
+
+def test_plan_apply_plan_converges_and_a_second_apply_writes_nothing(
+    fleet: LabFleet, tmp_path: Path
+) -> None:
+    # a case variant of one of hvlm's own values: already there, must not be added twice
+    fleet.dc.seed_delegation("RC01", ["CIFS/rc02.LAB.EXAMPLE"])
+    planfile = tmp_path / "plan.json"
+
+    first = fleet.plan("--out", str(planfile))
+    assert first.code == 2, first
+    assert fleet.writes() == []  # planning writes nothing
+    for name in NAMES:
+        assert f"host/{name}/migration" in first.stdout
+        assert f"directory/{name}/allowedToDelegateTo" in first.stdout
+
+    fleet.server.reset_stats()
+    applied = fleet.hvlm("apply", str(planfile))
+    assert applied.code == 0, applied
+    for name in NAMES:
+        assert fleet.state(name) == WANTED
+        assert fleet.wsman_requests(name) <= MAX_REQUESTS_WITH_CHANGES, fleet.server.stats(name)
+    rc01 = lower(fleet.account("RC01").values)
+    assert len([v for v in rc01 if v.endswith(("/rc02", "/rc02.lab.example"))]) == 4
+
+    second = fleet.plan()
+    assert second.code == 0, second
+    assert "No changes" in second.stdout
+
+    fleet.server.reset_stats()
+    before = fleet.accounts()
+    again = fleet.apply()
+    assert again.code == 0, again
+    assert fleet.writes() == []  # no write cmdlet on any host
+    assert fleet.accounts() == before  # same values, same uSNChanged: no LDAP modify
+    for name in NAMES:
+        assert fleet.wsman_requests(name) <= MAX_REQUESTS_READ_ONLY
+        assert UNRELATED in fleet.account(name).values
+
+
+def test_unrelated_values_survive_and_prune_removes_only_hvlms_stale_values(
+    fleet: LabFleet,
+) -> None:
+    foreign = "cifs/HV99.lab.example"  # toward a host that is not in the manifest: not hvlm's
+    fleet.dc.seed_delegation("RC01", [foreign])
+    fleet.server.reset_stats()
+    assert fleet.apply().code == 0
+    assert all(fleet.wsman_requests(n) <= MAX_REQUESTS_WITH_CHANGES for n in NAMES)
+
+    # RC03 leaves the group but stays a host of the manifest: values toward it become stale
+    fleet.write_manifest(ManifestOptions(group=["RC01", "RC02"], prune=False))
+    kept = fleet.apply()
+    assert kept.code == 0, kept
+    assert lower(values_toward("RC03")) <= lower(fleet.account("RC01").values)
+
+    fleet.write_manifest(ManifestOptions(group=["RC01", "RC02"], prune=True))
+    plan = fleet.plan()
+    assert plan.code == 2, plan
+    pruned = fleet.apply()
+    assert pruned.code == 0, pruned
+    assert lower(fleet.account("RC01").values) == lower(
+        {UNRELATED, foreign} | values_toward("RC02")
+    )
+    assert lower(fleet.account("RC02").values) == lower({UNRELATED} | values_toward("RC01"))
+    assert lower(fleet.account("RC03").values) == lower({UNRELATED})
+    assert fleet.plan().code == 0
+
+
+@pytest.mark.parametrize("change", ["host", "directory", "manifest"])
+def test_a_saved_plan_made_stale_is_refused_without_touching_anything(
+    fleet: LabFleet, tmp_path: Path, change: str
+) -> None:
+    planfile = tmp_path / "plan.json"
+    assert fleet.plan("--out", str(planfile)).code == 2
+    if change == "host":
+        fleet.hosts["RC02"].set_state(replace(fleet.state("RC02"), max_vm_migrations=5))
+    elif change == "directory":  # one of the values the plan adds, added by someone else
+        fleet.dc.seed_delegation("RC01", ["cifs/rc02.lab.example"])
+    else:
+        fleet.manifest.write_text(fleet.manifest.read_text().replace("SMB", "TCPIP"))
+    states, accounts = fleet.states(), fleet.accounts()
+    fleet.server.reset_stats()
+
+    refused = fleet.hvlm("apply", str(planfile))
+    assert refused.code == 1, refused
+    assert "stale plan" in refused.stderr
+    assert "Traceback" not in refused.output
+    assert fleet.writes() == []  # no write cmdlet reached any host
+    assert fleet.states() == states
+    assert fleet.accounts() == accounts  # no LDAP modify
+
+
+def test_one_host_failing_mid_apply_does_not_stop_the_others_and_converges_next_time(
+    fleet: LabFleet,
+) -> None:
+    message = "injected: the migration network adapter is busy"
+    fault = CmdletFault("Add-VMMigrationNetwork", message)
+    fleet.fault(FaultSpec(cmdlet_faults=(fault,)), "RC02")
+
+    failed = fleet.apply()
+    assert failed.code == 1, failed
+    lines = failed_lines(failed)
+    assert lines and all("RC02" in line for line in lines), failed
+    assert any(message in line and "host/RC02/" in line for line in lines), failed
+    assert "Apply FAILED" in failed.output
+    assert fleet.state("RC01") == WANTED and fleet.state("RC03") == WANTED
+    rc02 = fleet.state("RC02")
+    assert rc02.enabled and rc02.networks  # never stranded, never disabled
+
+    fleet.clear_faults()
+    again = fleet.apply()
+    assert again.code == 0, again
+    assert fleet.converged()
+    assert fleet.plan().code == 0
+
+
+def test_apply_off_a_terminal_without_auto_approve_refuses(fleet: LabFleet) -> None:
+    accounts = fleet.accounts()
+    refused = fleet.hvlm("apply", str(fleet.manifest))  # stdin is not a TTY
+    assert refused.code == 1, refused
+    assert "--auto-approve" in refused.stderr
+    assert "Traceback" not in refused.output
+    assert fleet.writes() == []
+    assert fleet.accounts() == accounts
+    assert fleet.states() == START
