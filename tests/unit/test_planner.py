@@ -520,3 +520,17 @@ def test_added_values_are_the_models_desired_delegation() -> None:
         spec.name: desired_delegation(spec, tuple(index[p.upper()] for p in spec.peers))
         for spec in case.manifest.hosts
     }
+
+
+def test_example_manifest_plans_and_converges() -> None:
+    """examples/prod-east.yaml through hvlm.manifest, against fresh hosts and accounts."""
+    from hvlm.manifest import load_manifest
+
+    manifest = load_manifest(ROOT / "examples" / "prod-east.yaml").manifest
+    hosts = {h.key: build_host(h.name, {}) for h in manifest.hosts}
+    directory = build_directory(manifest, {h.name: {} for h in manifest.hosts})
+    case = Case(manifest, hosts, {}, directory, None, True)
+    plan = case.plan()
+    assert plan.summary() == (9, 9, 0)  # 3 accounts + 6 networks; 3 x (settings, PT, tickets)
+    assert plan.manifest.digest == manifest.digest and plan.manifest.name == "prod-east"
+    check_properties(case, plan)
