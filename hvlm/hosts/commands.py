@@ -132,7 +132,7 @@ def host_commands(desired: MigrationSettings, observed: MigrationState) -> tuple
     desired state itself would leave migration enabled on no network.
     """
     final = expected_state(desired, observed)
-    if _stranded(final):
+    if stranded(final):
         raise UnsafeHostChange(
             "migration would be enabled with useAnyNetwork false and no migration network: "
             "declare at least one network or useAnyNetwork: true"
@@ -193,15 +193,32 @@ def _first_safe_index(steps: list[HostCommand], observed: MigrationState) -> int
     """Where Enable-VMMigration goes: the first point where the host has a way to migrate."""
     state = replace(observed, enabled=True)
     for index in range(len(steps) + 1):
-        if not _stranded(state):
+        if not stranded(state):
             return index
         if index < len(steps):
             state = simulate(state, steps[index])
     return len(steps)
 
 
-def _stranded(state: MigrationState) -> bool:
+def stranded(state: MigrationState) -> bool:
+    """Migration enabled, not on any network, and no network listed: migrations cannot work."""
     return state.enabled and not state.use_any_network and not state.networks
+
+
+def restore_commands(before: MigrationState, after: MigrationState) -> tuple[HostCommand, ...]:
+    """Undo what stranded a host that was not stranded before a failed write (a safety net).
+
+    Puts back the networks (or "use any network") it had; if migration was off before, turns
+    it off again (undoing hvlm's own Enable-VMMigration, never disabling a host that was on).
+    """
+    if not stranded(after) or stranded(before):
+        return ()
+    if not before.enabled:
+        return (DISABLE_MIGRATION,)
+    steps = [add_network(MigrationNetwork(n.subnet, n.priority)) for n in before.networks]
+    if before.use_any_network:
+        steps.append(HostCommand("Set-VMHost", (("UseAnyNetworkForMigration", True),)))
+    return tuple(steps)
 
 
 def expected_state(desired: MigrationSettings, observed: MigrationState) -> MigrationState:

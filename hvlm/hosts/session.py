@@ -19,7 +19,7 @@ import os
 import time
 import types
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -28,7 +28,13 @@ from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import NAMESPACES, WSMan, WSManAction
 
 from hvlm.errors import CmdletError, CredentialsMissing, HostError, HostUnreachable
-from hvlm.hosts.commands import READ_STATEMENTS, HostCommand, UnsafeHostChange, host_commands
+from hvlm.hosts.commands import (
+    READ_STATEMENTS,
+    HostCommand,
+    UnsafeHostChange,
+    host_commands,
+    restore_commands,
+)
 from hvlm.hosts.errors import (
     PASSWORD_VARIABLE,
     USER_VARIABLE,
@@ -182,6 +188,8 @@ class ApplyResult:
     steps: tuple[StepResult, ...] = ()
     warnings: tuple[str, ...] = ()
     errors: tuple[CmdletError, ...] = ()  # records hvlm could not tie to a step
+    # After a failure left the host stranded (see commands.stranded): what put it back.
+    restored: tuple[StepResult, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -213,6 +221,7 @@ class HostSession:
         self._pool: RunspacePool | None = None
         self._broken = False
         self._log = log.bind(host=spec.name)
+        self.last_read: HostState | None = None  # the latest successful read of this session
 
     # -- lifecycle
 
@@ -292,13 +301,31 @@ class HostSession:
         """Everything the planner and the preflight need: one pipeline, parsed (pure)."""
         result = self.invoke(READ_STATEMENTS, "read")
         state = parse_host_state(self.name, result.output, result.errors, result.failed)
+        self.last_read = state
         for warning in state.read_warnings:
             self._log.warning("read warning", detail=warning)
         return state
 
     def apply(self, steps: Sequence[HostCommand]) -> ApplyResult:
-        """Write steps (see apply_host_changes); the result says what each step did."""
-        return apply_host_changes(self, steps)
+        """Write steps (see apply_host_changes); the result says what each step did.
+
+        Safety net: when a write failed, the host is read again (same pool) and, if the failure
+        left it stranded (migration on, no network) when it was not before, put back as it was.
+        """
+        before = self.last_read
+        result = apply_host_changes(self, steps)
+        if result.ok or before is None:
+            return result
+        now = self.read()
+        undo = restore_commands(before.migration, now.migration)
+        if not undo:
+            return result
+        self._log.warning(
+            "a failed write left migration on with no network: restoring",
+            steps=[str(s) for s in undo],
+        )
+        restored = apply_host_changes(self, undo)
+        return replace(result, restored=restored.steps)
 
     def run(self, steps: Sequence[HostCommand]) -> None:
         """Write steps; raise the first failure (CmdletError naming host, step and message)."""
@@ -418,16 +445,20 @@ def _settle(
             for i in pending:
                 results[i] = StepResult(steps[i], StepStatus.UNKNOWN)
             return []
+    unexplained = False
     for info in infos:
         index = _attribute(info, steps, pending)
         if index is None:
             loose.append(cmdlet_error(host, "apply", info))
+            unexplained = True
         else:
             results[index] = _errored(host, steps[index], info)
+    # An error hvlm cannot tie to a step may belong to any of them: none is known to be applied.
+    ran = StepStatus.UNKNOWN if unexplained else StepStatus.APPLIED
     for i in pending:
         if stop_at is not None and pending.index(i) > pending.index(stop_at):
             break
-        results.setdefault(i, StepResult(steps[i], StepStatus.APPLIED))
+        results.setdefault(i, StepResult(steps[i], ran))
     if stop_at is None:
         return []
     rest = pending[pending.index(stop_at) + 1 :]
@@ -533,7 +564,7 @@ def change_host(
         steps = tuple(steps_for(spec, before))
         if not steps:
             return HostChangeReport(spec.name, before, ApplyResult(spec.name))
-        result = apply_host_changes(session, steps)
+        result = session.apply(steps)
         try:
             after = session.read()
         except HostError as error:

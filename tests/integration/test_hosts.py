@@ -540,3 +540,40 @@ def test_an_error_in_the_read_that_names_no_cmdlet_fails_the_read(start_lab: Sta
     with pytest.raises(CmdletError, match=r"^HV01: read: WMI is sad"):
         read_host(lab.spec("HV01"), CREDS)
     assert lab.actions("HV01") == FULL_CYCLE
+
+
+# -- the safety net: a lab fault that ignores -ErrorAction Stop --------------------------------
+
+
+def test_a_fresh_host_stranded_by_a_failed_add_is_turned_off_again(start_lab: StartLab) -> None:
+    lab = start_lab([fresh()])
+    # an injected non-terminating error: the lab lets the pipeline go on, so Enable runs
+    lab.fault(
+        "HV01", FaultSpec(cmdlet_faults=(CmdletFault("Add-VMMigrationNetwork", "nope", False),))
+    )
+    report = change_host(lab.spec("HV01"), credentials=CREDS)
+
+    assert not report.ok
+    assert [str(s.command) for s in report.result.restored] == ["Disable-VMMigration"]
+    live = lab.hosts["HV01"].snapshot()
+    assert not live.enabled  # back as it was: never left on with no network
+    assert report.after is not None and not report.after.migration.enabled
+
+
+def test_an_enabled_host_stranded_by_a_failed_add_gets_its_network_back_attempted(
+    start_lab: StartLab,
+) -> None:
+    start = MigrationState(enabled=True, networks=(MigrationNetwork.parse("10.99.0.0/16", 4),))
+    lab = start_lab([fresh(state=start)])
+    lab.fault(
+        "HV01", FaultSpec(cmdlet_faults=(CmdletFault("Add-VMMigrationNetwork", "nope", False),))
+    )
+    report = change_host(lab.spec("HV01"), credentials=CREDS)
+
+    # the old network is re-added (the lab's fault still fails every add, so hvlm says so)
+    assert [(str(s.command), s.status) for s in report.result.restored] == [
+        ("Add-VMMigrationNetwork -Subnet 10.99.0.0/16 -Priority 4", StepStatus.UNKNOWN)
+    ]
+    assert lab.writes("HV01")[-1] == "Add-VMMigrationNetwork"
+    assert "Disable-VMMigration" not in lab.writes("HV01")  # an enabled host is never turned off
+    assert not report.ok

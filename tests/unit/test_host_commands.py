@@ -20,7 +20,9 @@ from hvlm.hosts.commands import (
     UnsafeHostChange,
     expected_state,
     host_commands,
+    restore_commands,
     simulate,
+    stranded,
 )
 from hvlm.model import AuthenticationType, MigrationNetwork, MigrationSettings, PerformanceOption
 from hvlm.state import MigrationState, ObservedNetwork
@@ -261,11 +263,7 @@ desired_settings = st.builds(
 )
 
 
-def stranded(state: MigrationState) -> bool:
-    return state.enabled and not state.use_any_network and not state.networks
-
-
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(desired=desired_settings, observed=observed_states)
 def test_steps_are_safe_minimal_and_converge(
     desired: MigrationSettings, observed: MigrationState
@@ -292,3 +290,45 @@ def comparable(state: MigrationState, desired: MigrationSettings) -> tuple[objec
     loose = {n.subnet for n in desired.networks or () if n.priority is None}
     nets = frozenset((n.subnet, None if n.subnet in loose else n.priority) for n in state.networks)
     return (replace(state, networks=()), nets)
+
+
+# -- the safety net after a failed write ----------------------------------------------------------
+
+
+def test_restore_turns_off_only_what_hvlm_turned_on() -> None:
+    stranded_now = replace(FRESH, enabled=True)
+    assert names(restore_commands(FRESH, stranded_now)) == ["Disable-VMMigration"]
+
+
+def test_restore_puts_back_the_networks_of_an_enabled_host() -> None:
+    before = replace(FRESH, enabled=True, networks=(ObservedNetwork(NET_B, 3),))
+    after = replace(before, networks=())
+    assert names(restore_commands(before, after)) == [
+        "Add-VMMigrationNetwork -Subnet 10.20.0.0/16 -Priority 3"
+    ]
+    any_before = replace(FRESH, enabled=True, use_any_network=True)
+    assert names(restore_commands(any_before, replace(any_before, use_any_network=False))) == [
+        "Set-VMHost -UseAnyNetworkForMigration $true"
+    ]
+
+
+def test_restore_does_nothing_when_not_stranded_or_already_stranded() -> None:
+    ok = replace(FRESH, enabled=True, networks=(ObservedNetwork(NET_A, 0),))
+    assert restore_commands(FRESH, ok) == ()
+    assert restore_commands(replace(FRESH, enabled=True), replace(FRESH, enabled=True)) == ()
+
+
+@settings(max_examples=100, deadline=None)
+@given(before=observed_states, after=observed_states)
+def test_restore_always_unstrands_and_never_disables_a_host_that_was_on(
+    before: MigrationState, after: MigrationState
+) -> None:
+    steps = restore_commands(before, after)
+    state = after
+    for step in steps:
+        state = simulate(state, step)
+    if stranded(after) and not stranded(before):
+        assert not stranded(state)
+        assert state.enabled or not before.enabled
+    else:
+        assert steps == ()
