@@ -23,18 +23,23 @@ Cost: O(hosts x peers x services); hosts are looked up through a dict, never by 
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from hvlm import __version__
 from hvlm.errors import HvlmError, Severity
 from hvlm.model import (
     UAC_TRUSTED_TO_AUTH_FOR_DELEGATION,
+    AuthenticationType,
     DelegationService,
     HostSpec,
     IPNetwork,
     Manifest,
     MigrationNetwork,
+    MigrationSettings,
+    PerformanceOption,
     delegation_targets,
     manifest_names,
     owned_value,
@@ -63,6 +68,7 @@ _MIGRATION_FIELDS = (
     ("maxStorageMigrations", "max_storage_migrations"),
     ("useAnyNetwork", "use_any_network"),
 )
+_ATTR = dict(_MIGRATION_FIELDS)
 
 
 _PeerValues = tuple[tuple[str, ...], tuple[str, ...]]  # values toward a peer, and lower-cased
@@ -274,6 +280,35 @@ def _network_changes(spec: HostSpec, observed: MigrationState) -> list[Change]:
             {"subnet": str(subnet), "priority": current[subnet]}, None,
         ))
     return changes
+
+
+def settings_from_plan(changes: Iterable[Change], observed: MigrationState) -> MigrationSettings:
+    """The desired settings that make hvlm.hosts.commands.host_commands do exactly these host
+    changes (one host's phase-2 changes): how `apply PLANFILE` executes a saved plan, not the
+    manifest. Fields without a change stay None (unmanaged); networks are listed only when a
+    network changes: the changed ones in plan order, then the host's untouched ones."""
+    fields: dict[str, Any] = {}
+    listed: list[MigrationNetwork] = []
+    dropped: set[IPNetwork] = set()
+    for change in changes:
+        if change.address.endswith("/migration") and change.after:
+            fields.update({_ATTR[name]: value for name, value in change.after.items()})
+        elif "/network/" in change.address:
+            subnet = ipaddress.ip_network(change.address.split("/network/", 1)[1])
+            dropped.add(subnet)
+            if change.action is not Action.DELETE:
+                priority = (change.after or {}).get("priority")
+                listed.append(MigrationNetwork(subnet, priority if isinstance(priority, int)
+                                               and not isinstance(priority, bool) else None))
+    if "authentication" in fields:
+        fields["authentication"] = AuthenticationType(fields["authentication"])
+    if "performance" in fields:
+        fields["performance"] = PerformanceOption(fields["performance"])
+    if dropped:
+        kept = [MigrationNetwork(n.subnet, n.priority) for n in observed.networks
+                if n.subnet not in dropped]
+        fields["networks"] = (*listed, *kept)
+    return MigrationSettings(**fields)
 
 
 # --- phases 1 and 3: the directory -----------------------------------------------------------

@@ -241,3 +241,15 @@ def test_finding_from_a_validation_diagnostic() -> None:
 def test_change_target() -> None:
     assert full_plan().changes[3].target == "host/HV01"
     assert full_plan().changes[5].target == "directory/HV01"
+
+
+def test_plan_planner_and_renderers_import_no_backend() -> None:
+    """The layer rule: planning and rendering never pull in pypsrp, psrpcore, ldap3 or requests."""
+    import subprocess
+    import sys
+
+    code = ("import sys, hvlm.plan, hvlm.planner, hvlm.render; "
+            "print(sorted(m for m in ('pypsrp', 'psrpcore', 'ldap3', 'requests', 'spnego') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

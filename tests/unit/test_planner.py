@@ -38,6 +38,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hvlm.errors import HvlmError
+from hvlm.hosts.commands import UnsafeHostChange, host_commands
 from hvlm.model import (
     UAC_TRUSTED_FOR_DELEGATION,
     UAC_TRUSTED_TO_AUTH_FOR_DELEGATION,
@@ -58,7 +59,7 @@ from hvlm.model import (
     owned_value,
 )
 from hvlm.plan import Action, Change, Phase, Plan, loads_plan, plan_to_document, stale_targets
-from hvlm.planner import build_plan, current_fingerprints
+from hvlm.planner import build_plan, current_fingerprints, settings_from_plan
 from hvlm.state import (
     DelegationState,
     DirectoryState,
@@ -307,6 +308,29 @@ def check_properties(case: Case, plan: Plan) -> None:
             assert uac_after & UAC_TRUSTED_FOR_DELEGATION == before_bit
     phases = [c.phase.order for c in plan.changes]
     assert phases == sorted(phases)
+    check_matches_host_commands(case, plan)
+
+
+def check_matches_host_commands(case: Case, plan: Plan) -> None:
+    """The plan's host changes are exactly what hvlm.hosts.commands will send: no step without a
+    change, no change without a step, and a saved plan alone gives the same steps."""
+    for spec in case.manifest.hosts:
+        state = case.hosts.get(spec.key)
+        if state is None or spec.name in plan.unread_hosts or (
+                case.selection is not None and spec.key not in case.selection):
+            continue
+        changes = [c for c in plan.in_phase(Phase.HOST) if c.host == spec.name]
+        from_plan = settings_from_plan(changes, state.migration)
+        try:
+            expected = host_commands(spec.migration, state.migration)
+        except UnsafeHostChange:
+            # (host_commands also refuses a host that is already stranded and left alone)
+            assert not changes or any(f.code == "no-migration-network" for f in plan.findings)
+            with pytest.raises(UnsafeHostChange):
+                host_commands(from_plan, state.migration)
+            continue
+        assert bool(expected) == bool(changes), (spec.name, expected, changes)
+        assert host_commands(from_plan, state.migration) == expected
     assert len({c.address for c in plan.changes}) == len(plan.changes)
 
 
