@@ -187,6 +187,9 @@ class LabServer:
         try:
             self._call(self._stop_all(), timeout)
         finally:
+            for config in self._configs.values():
+                if config.transport is not Transport.HTTPS_BASIC:
+                    NtlmUserFile.remove(config.credentials)
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout)
             loop.close()

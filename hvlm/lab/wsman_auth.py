@@ -24,7 +24,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import spnego
 import spnego.exceptions
@@ -273,27 +273,42 @@ class NtlmUserFile:
     _lock = threading.Lock()
     _path: Path | None = None
 
+    # line -> number of running endpoints that registered it (a stopped lab releases its users)
+    _refs: ClassVar[dict[str, int]] = {}
+
     @classmethod
     def add(cls, credentials: Credentials) -> Path:
         with cls._lock:
             path = cls._ensure()
             lines = path.read_text().splitlines()
-            for domain in (credentials.domain, ""):
-                line = f"{domain}:{credentials.username}:{credentials.password}"
-                clash = [
-                    entry
-                    for entry in lines
-                    if entry.lower().startswith(f"{domain}:{credentials.username}:".lower())
-                ]
-                if clash and line not in clash:
+            for line in cls._lines(credentials):
+                prefix = line.rsplit(":", 1)[0].lower() + ":"
+                clash = [e for e in lines if e.lower().startswith(prefix) and e != line]
+                if any(cls._refs.get(entry, 0) for entry in clash):
                     raise ValueError(
-                        f"NTLM user {domain}\\{credentials.username} is already in the lab with "
-                        "another password: NTLM users must be unique across the process"
+                        f"NTLM user {prefix[:-1]} is used by a running lab with another password: "
+                        "NTLM users must be unique across the running labs of a process"
                     )
+                lines = [e for e in lines if e not in clash]
                 if line not in lines:
                     lines.append(line)
+                cls._refs[line] = cls._refs.get(line, 0) + 1
             path.write_text("\n".join(lines) + "\n")
             return path
+
+    @classmethod
+    def remove(cls, credentials: Credentials) -> None:
+        """Release a user registered by `add` (when its endpoint stops)."""
+        with cls._lock:
+            for line in cls._lines(credentials):
+                cls._refs[line] = max(0, cls._refs.get(line, 0) - 1)
+
+    @staticmethod
+    def _lines(credentials: Credentials) -> tuple[str, ...]:
+        return tuple(
+            f"{domain}:{credentials.username}:{credentials.password}"
+            for domain in (credentials.domain, "")
+        )
 
     @classmethod
     def _ensure(cls) -> Path:
