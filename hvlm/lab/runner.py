@@ -353,8 +353,13 @@ def _existing_accounts(dc: samba.SambaDC) -> set[str]:
     with dc.admin_connection() as conn:
         entries = conn.extend.standard.paged_search(
             dc.base_dn, "(objectClass=computer)", attributes=["sAMAccountName"], generator=False)
-        return {str(e["attributes"]["sAMAccountName"]).upper() for e in entries
-                if e.get("type") == "searchResEntry"}
+        return {name.upper() for name in _account_names(entries)}
+
+
+def _account_names(entries: list[dict[str, Any]]) -> list[str]:
+    """sAMAccountName of each entry of a search result (raw: no schema was read)."""
+    return [value.decode() for e in entries if e.get("type") == "searchResEntry"
+            for value in e["raw_attributes"].get("sAMAccountName", [])]
 
 
 def _migration_address(config: LabHostConfig, subnet: str) -> str:
@@ -423,6 +428,5 @@ def directory_stats(dc: samba.SambaDC, since_usn: int) -> dict[str, Any]:
         entries = conn.extend.standard.paged_search(
             dc.base_dn, f"(&(objectClass=computer)(uSNChanged>={since_usn + 1}))",
             attributes=["sAMAccountName"], generator=False)
-        changed = sorted(str(e["attributes"]["sAMAccountName"]).rstrip("$") for e in entries
-                         if e.get("type") == "searchResEntry")
+        changed = sorted(name.rstrip("$") for name in _account_names(entries))
     return {"highest_committed_usn": usn, "since_usn": since_usn, "changed_computers": changed}
