@@ -49,9 +49,14 @@ def lab(samba_dc: SambaDC, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 @pytest.fixture
 def fleet(lab: LabFleet) -> LabFleet:
-    """The module's fleet back to its starting point: RC02 enabled on an old network only."""
+    """The module's fleet back to its starting point: RC02 enabled on an old network only.
+
+    The CLI runs in this process (hvlm.cli.main: same exit codes and output, no interpreter
+    start-up); tests of the process contract itself switch to subprocesses.
+    """
     lab.reset(START)
     lab.write_manifest()
+    lab.in_process = True
     return lab
 
 
@@ -62,6 +67,7 @@ def failed_lines(result: CliResult) -> list[str]:
 def test_plan_apply_plan_converges_and_a_second_apply_writes_nothing(
     fleet: LabFleet, tmp_path: Path
 ) -> None:
+    fleet.in_process = False  # the whole contract as a pipeline sees it: real processes
     # a case variant of one of hvlm's own values: already there, must not be added twice
     fleet.dc.seed_delegation("RC01", ["CIFS/rc02.LAB.EXAMPLE"])
     planfile = tmp_path / "plan.json"
@@ -174,8 +180,9 @@ def test_one_host_failing_mid_apply_does_not_stop_the_others_and_converges_next_
 
 
 def test_apply_off_a_terminal_without_auto_approve_refuses(fleet: LabFleet) -> None:
+    fleet.in_process = False
     accounts = fleet.accounts()
-    refused = fleet.hvlm("apply", str(fleet.manifest))  # stdin is not a TTY
+    refused = fleet.hvlm("apply", str(fleet.manifest))  # stdin is /dev/null, not a TTY
     assert refused.code == 1, refused
     assert "--auto-approve" in refused.stderr
     assert "Traceback" not in refused.output
