@@ -17,14 +17,18 @@ are thin: `runner_process.py` does the work, `runner_files.py` documents the fil
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from hvlm.lab.runner import LabOptions
-from hvlm.lab.runner_files import LabError, load_faults
-from hvlm.lab.runner_process import LabProcess, down, spawn, status
+if TYPE_CHECKING:  # the lab's modules load only when a `lab` command runs (hvlm starts fast)
+    from hvlm.lab.runner_process import LabProcess
+
+# What the lab needs beyond hvlm itself (the `lab` extra): without it, no `lab` command.
+LAB_REQUIREMENTS = ("psrpcore",)
 
 DIR_OPTION = click.option(
     "--dir", "workdir", required=True, type=click.Path(file_okay=False, path_type=Path),
@@ -51,6 +55,10 @@ def lab() -> None:
 def up(workdir: Path, count: int, latency_ms: float, faults_file: Path | None,
        no_directory: bool, timeout: float) -> None:
     """Start a lab in the background; return when every part answers."""
+    from hvlm.lab.runner import LabOptions
+    from hvlm.lab.runner_files import LabError, load_faults
+    from hvlm.lab.runner_process import spawn
+
     try:
         faults = load_faults(faults_file) if faults_file else {}
         options = LabOptions(hosts=count, latency_ms=latency_ms, faults=faults,
@@ -80,6 +88,9 @@ def _echo_started(started: LabProcess) -> None:
               show_default=True)
 def status_command(workdir: Path, fmt: str) -> None:
     """Is every part up? Exit 0 if so, 1 otherwise."""
+    from hvlm.lab.runner_files import LabError
+    from hvlm.lab.runner_process import status
+
     try:
         state = status(workdir)
     except LabError as exc:
@@ -98,6 +109,9 @@ def status_command(workdir: Path, fmt: str) -> None:
 @click.option("--reset", is_flag=True, help="Reset the counters after printing them.")
 def stats(workdir: Path, host: str | None, reset: bool) -> None:
     """Print the lab's counters as JSON: {"hosts": {...}, "directory": {...}}."""
+    from hvlm.lab.runner_files import LabError
+    from hvlm.lab.runner_process import LabProcess
+
     try:
         running = LabProcess.attach(workdir)
         counters = running.stats(host)
@@ -112,6 +126,9 @@ def stats(workdir: Path, host: str | None, reset: bool) -> None:
 @DIR_OPTION
 def down_command(workdir: Path) -> None:
     """Stop what `hvlm lab up` started (by PID); nothing is left listening."""
+    from hvlm.lab.runner_files import LabError
+    from hvlm.lab.runner_process import down
+
     try:
         report = down(workdir)
     except LabError as exc:
@@ -123,8 +140,9 @@ def down_command(workdir: Path) -> None:
 
 
 def register(cli: click.Group) -> None:
-    """Add the `lab` group to the `hvlm` command."""
-    cli.add_command(lab)
+    """Add the `lab` group to the `hvlm` command (when the lab's extra is installed)."""
+    if all(importlib.util.find_spec(name) is not None for name in LAB_REQUIREMENTS):
+        cli.add_command(lab)
 
 
 __all__ = ["lab", "register"]

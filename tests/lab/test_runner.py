@@ -80,8 +80,9 @@ def read_vmhost(manifest: dict[str, Any], env: dict[str, str], name: str,
     with RunspacePool(wsman) as pool:
         ps = PowerShell(pool)
         ps.add_cmdlet("Get-VMHost")
-        (vmhost,) = ps.invoke()
-        assert not ps.had_errors and not ps.streams.error
+        output = ps.invoke()
+        assert not ps.had_errors and not ps.streams.error, [str(e) for e in ps.streams.error]
+        (vmhost,) = output
     return {**vmhost.adapted_properties, **vmhost.extended_properties}
 
 
