@@ -115,8 +115,14 @@ def _seconds(value: float) -> int | float:
     return int(value) if float(value).is_integer() else value
 
 
-def build_wsman(spec: ConnectionSpec, credentials: Credentials, host: str) -> WSMan:
-    """A WSMan for one host, used by one thread only (it owns a requests.Session)."""
+def build_wsman(
+    spec: ConnectionSpec, credentials: Credentials, host: str, service_name: str = ""
+) -> WSMan:
+    """A WSMan for one host, used by one thread only (it owns a requests.Session).
+
+    `service_name`: the host's DNS name; Kerberos asks for a ticket to WSMAN/<service_name>
+    even when hvlm connects to an address (an IP or an override) that is not that name.
+    """
     if uses_plain_http_basic(spec) and not spec.allow_unencrypted:
         raise plain_http_basic_refused(host, spec)
     https = spec.transport is Transport.HTTPS
@@ -140,6 +146,9 @@ def build_wsman(spec: ConnectionSpec, credentials: Credentials, host: str) -> WS
         "reconnection_retries": 0,
         "no_proxy": True,
     }
+    kerberos_capable = spec.auth in (WinRMAuth.KERBEROS, WinRMAuth.NEGOTIATE)
+    if kerberos_capable and service_name and service_name.lower() != spec.address.lower():
+        options["negotiate_hostname_override"] = service_name
     if credentials.username is not None:
         options["username"] = credentials.username
     if credentials.password is not None:
@@ -239,7 +248,7 @@ class HostSession:
 
     def open(self) -> None:
         credentials = self._credentials or Credentials.from_env(self.connection.auth)
-        wsman = build_wsman(self.connection, credentials, self.name)
+        wsman = build_wsman(self.connection, credentials, self.name, self.spec.fqdn)
         self._wsman = wsman
 
         def attempt() -> RunspacePool:

@@ -577,3 +577,13 @@ def test_an_enabled_host_stranded_by_a_failed_add_gets_its_network_back_attempte
     assert lab.writes("HV01")[-1] == "Add-VMMigrationNetwork"
     assert "Disable-VMMigration" not in lab.writes("HV01")  # an enabled host is never turned off
     assert not report.ok
+
+
+def test_negotiate_over_http_names_the_host_by_its_fqdn_and_falls_back_to_ntlm(
+    start_lab: StartLab,
+) -> None:
+    lab = start_lab([fresh()], transport=LabTransport.HTTP_NEGOTIATE)
+    spec = lab.spec("HV01")
+    spec = replace(spec, connection=replace(spec.connection, auth=WinRMAuth.NEGOTIATE))
+    assert read_host(spec, CREDS).migration.max_storage_migrations == 2
+    assert lab.actions("HV01") == FULL_CYCLE
