@@ -29,7 +29,7 @@ from hvlm.errors import HvlmError
 from hvlm.hosts.commands import PURGE_SYSTEM_TICKETS, HostCommand, host_commands
 from hvlm.model import DirectorySpec, HostSpec, Manifest
 from hvlm.plan import Change, Phase, Plan
-from hvlm.planner import build_plan
+from hvlm.planner import build_plan, settings_from_plan
 from hvlm.state import DelegationState, DirectoryState, HostState
 
 log = structlog.get_logger("hvlm.reconcile")
@@ -339,7 +339,10 @@ def _host_phase(
             return
         spec = fleet.manifest.host(host)
         try:
-            steps = host_commands(spec.migration, state.migration)
+            # exactly the plan's changes (not the manifest again): a saved plan is a contract
+            steps = host_commands(
+                settings_from_plan(host_changes, state.migration), state.migration
+            )
             fleet.session(spec).run(steps)
         except HvlmError as exc:
             run.record(host_changes, Outcome.FAILED, str(exc))
