@@ -84,6 +84,8 @@ class _Context:
     # values toward each peer for one service set, built once: services -> peer name -> values
     toward: dict[tuple[DelegationService, ...], dict[str, _PeerValues]] = \
         field(default_factory=dict)
+    # fingerprints of the observed objects the changes are computed from: target -> sha256
+    targets: dict[str, str] = field(default_factory=dict)
 
     def is_selected(self, spec: HostSpec) -> bool:
         return self.selected is None or spec.key in self.selected
@@ -116,7 +118,7 @@ def build_plan(
         manifest=ManifestRef(manifest.name, manifest.source, manifest.digest),
         changes=changes,
         findings=tuple(sorted(set(found), key=_finding_order)),
-        targets=_targets(changes, hosts, directory),
+        targets=tuple(Target(address, fp) for address, fp in ctx.targets.items()),
         unread_hosts=tuple(unread),
         directory_read=directory is not None,
         selection=None if ctx.selected is None else tuple(sorted(ctx.selected)),
@@ -169,6 +171,8 @@ def _host_phase(
                 "apply refuses to change this host",
                 fix="declare at least one network, or useAnyNetwork: true",
             ))
+        if planned:
+            ctx.targets[f"host/{spec.name}"] = host_fingerprint(state.migration)
         changes.extend(planned)
     return changes, unread
 
@@ -260,26 +264,34 @@ def _network_changes(spec: HostSpec, observed: MigrationState) -> list[Change]:
     current = {net.subnet: net.priority for net in observed.networks}
     changes: list[Change] = []
     for net in wanted:
-        address = f"host/{spec.name}/network/{net.subnet}"
-        after: dict[str, FieldValue] = {"subnet": str(net.subnet), "priority": net.priority}
+        if net.subnet in current and net.priority in (None, current[net.subnet]):
+            continue
+        text = str(net.subnet)
+        address = f"host/{spec.name}/network/{text}"
+        after: dict[str, FieldValue] = {"subnet": text, "priority": net.priority}
         if net.subnet not in current:
             changes.append(Change(address, Phase.HOST, Action.CREATE, spec.name,
                                   "declared in the manifest, missing on the host", None, after))
-        elif net.priority is not None and net.priority != current[net.subnet]:
-            before: dict[str, FieldValue] = {"subnet": str(net.subnet),
-                                             "priority": current[net.subnet]}
-            reason = (f"priority {current[net.subnet]} on the host, "
-                      f"the manifest wants {net.priority}")
-            changes.append(Change(address, Phase.HOST, Action.UPDATE, spec.name, reason,
-                                  before, after))
-    declared = {net.subnet for net in wanted}
-    for subnet in sorted(current.keys() - declared, key=_network_key):
-        changes.append(Change(
-            f"host/{spec.name}/network/{subnet}", Phase.HOST, Action.DELETE, spec.name,
-            "on the host, not in the manifest's list of networks",
-            {"subnet": str(subnet), "priority": current[subnet]}, None,
-        ))
+            continue
+        before: dict[str, FieldValue] = {"subnet": text, "priority": current[net.subnet]}
+        reason = f"priority {current[net.subnet]} on the host, the manifest wants {net.priority}"
+        changes.append(Change(address, Phase.HOST, Action.UPDATE, spec.name, reason,
+                              before, after))
+    if current:
+        changes.extend(_removed_networks(spec, current, wanted))
     return changes
+
+
+def _removed_networks(
+    spec: HostSpec, current: dict[IPNetwork, int], wanted: tuple[MigrationNetwork, ...]
+) -> list[Change]:
+    declared = {net.subnet for net in wanted}
+    return [
+        Change(f"host/{spec.name}/network/{subnet}", Phase.HOST, Action.DELETE, spec.name,
+               "on the host, not in the manifest's list of networks",
+               {"subnet": str(subnet), "priority": current[subnet]}, None)
+        for subnet in sorted(current.keys() - declared, key=_network_key)
+    ]
 
 
 def settings_from_plan(changes: Iterable[Change], observed: MigrationState) -> MigrationSettings:
@@ -345,6 +357,7 @@ def _directory_phases(
         pruned.extend(removes)
         if adds or removes:
             touched.append(spec.name)
+            ctx.targets[f"directory/{spec.name}"] = account_fingerprint(account)
     return added, pruned, touched
 
 
@@ -516,24 +529,6 @@ def _ticket_phase(
                 "(klist purge -li 0x3e7) so it takes effect",
             ))
     return changes
-
-
-def _targets(
-    changes: Sequence[Change], hosts: Mapping[str, HostState], directory: DirectoryState | None
-) -> tuple[Target, ...]:
-    accounts = {a.name.upper(): a for a in directory.accounts} if directory else {}
-    targets: dict[str, str] = {}
-    for change in changes:
-        target = change.target
-        if change.phase is Phase.TICKETS or target in targets:
-            continue
-        kind, _, name = target.partition("/")
-        key = name.upper()
-        if kind == "host":
-            targets[target] = host_fingerprint(hosts[key].migration)
-        else:
-            targets[target] = account_fingerprint(accounts[key])
-    return tuple(Target(address, fp) for address, fp in targets.items())
 
 
 def current_fingerprints(
