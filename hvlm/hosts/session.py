@@ -1,7 +1,8 @@
 """One host over PowerShell Remoting (pypsrp 0.9.1): connection, one RunspacePool, pipelines.
 
-Pipeline position: hvlm.hosts.fleet runs one `HostSession` per host in a worker thread; the
-planner/applier (hvlm.plan, hvlm.apply) call `read_host` / `change_host` through the fleet.
+Pipeline position: hvlm.hosts.fleet runs `read_host` / `change_host` per host in a worker
+thread; hvlm.reconcile (through hvlm.backends) keeps one opened `HostSession` per host from the
+plan's read to the verification read. Step accounting of writes: hvlm.hosts.write.
 A session opens ONE RunspacePool (WSMan Create + Receive), reuses it for the read, the writes and
 the verification read (one Command + Receive per pipeline), and closes it (Delete):
 5 WSMan requests for a read, 9 for read + write + verify with Basic.
@@ -20,14 +21,13 @@ import time
 import types
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from enum import Enum
 from typing import Any, TypeVar
 
 import structlog
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import NAMESPACES, WSMan, WSManAction
 
-from hvlm.errors import CmdletError, CredentialsMissing, HostError, HostUnreachable
+from hvlm.errors import CredentialsMissing, HostError, HostUnreachable
 from hvlm.hosts.commands import (
     READ_STATEMENTS,
     HostCommand,
@@ -38,15 +38,18 @@ from hvlm.hosts.commands import (
 from hvlm.hosts.errors import (
     PASSWORD_VARIABLE,
     USER_VARIABLE,
-    RecordInfo,
-    cmdlet_error,
-    describe_record,
     is_transient,
     map_exception,
     plain_http_basic_refused,
     uses_plain_http_basic,
 )
 from hvlm.hosts.parse import parse_host_state
+from hvlm.hosts.write import (
+    ApplyResult,
+    PipelineResult,
+    StepStatus,
+    apply_host_changes,
+)
 from hvlm.model import ConnectionSpec, HostSpec, Transport, WinRMAuth
 from hvlm.state import HostState
 
@@ -163,54 +166,6 @@ def build_wsman(
     return wsman
 
 
-# -- results of a pipeline and of a write ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PipelineResult:
-    """What one pipeline returned. `failed`: a terminating error stopped it (its record is last)."""
-
-    output: tuple[object, ...]
-    errors: tuple[object, ...]
-    warnings: tuple[str, ...]
-    failed: bool
-
-
-class StepStatus(str, Enum):
-    APPLIED = "applied"
-    ALREADY_DONE = "already-done"  # "already exists" on add / "not found" on remove
-    FAILED = "failed"
-    SKIPPED = "skipped"  # an earlier step failed: not run
-    UNKNOWN = "unknown"  # the pipeline failed at a step hvlm could not identify: verify tells
-
-
-@dataclass(frozen=True)
-class StepResult:
-    command: HostCommand
-    status: StepStatus
-    error: CmdletError | None = None
-
-
-@dataclass(frozen=True)
-class ApplyResult:
-    host: str
-    steps: tuple[StepResult, ...] = ()
-    warnings: tuple[str, ...] = ()
-    errors: tuple[CmdletError, ...] = ()  # records hvlm could not tie to a step
-    # After a failure left the host stranded (see commands.stranded): what put it back.
-    restored: tuple[StepResult, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors and all(
-            s.status in (StepStatus.APPLIED, StepStatus.ALREADY_DONE) for s in self.steps
-        )
-
-    @property
-    def failures(self) -> tuple[CmdletError, ...]:
-        return tuple(s.error for s in self.steps if s.error is not None) + self.errors
-
-
 # -- the session ----------------------------------------------------------------------------------
 
 
@@ -325,7 +280,11 @@ class HostSession:
         result = apply_host_changes(self, steps)
         if result.ok or before is None:
             return result
-        now = self.read()
+        try:
+            now = self.read()
+        except HostError as error:  # the write's own failure is what the caller must see
+            self._log.warning("reading after a failed write failed", error=str(error))
+            return result
         undo = restore_commands(before.migration, now.migration)
         if not undo:
             return result
@@ -384,134 +343,6 @@ def _add(ps: PowerShell, command: HostCommand) -> None:
 def _text(record: object) -> str:
     message = getattr(record, "message", None)
     return str(message) if message is not None else str(record)
-
-
-# -- writing --------------------------------------------------------------------------------------
-
-WRITE_CMDLETS = (
-    "Enable-VMMigration",
-    "Disable-VMMigration",
-    "Add-VMMigrationNetwork",
-    "Set-VMMigrationNetwork",
-    "Remove-VMMigrationNetwork",
-    "Set-VMHost",
-    "klist",
-)
-# A failed removal cannot leave the host worse off, so it does not stop the pipeline; every other
-# step does (-ErrorAction Stop): a failed add never lets a later step remove the last network.
-_CONTINUE_ON_ERROR = frozenset({"Remove-VMMigrationNetwork", "klist"})
-
-
-def executable(command: HostCommand) -> HostCommand:
-    """The step as sent: with -ErrorAction Stop unless its failure cannot strand the host."""
-    if command.cmdlet in _CONTINUE_ON_ERROR:
-        return command
-    if any(name.lower() == "erroraction" for name, _ in command.parameters):
-        return command
-    return HostCommand(
-        command.cmdlet, (*command.parameters, ("ErrorAction", "Stop")), command.arguments
-    )
-
-
-def apply_host_changes(session: HostSession, steps: Sequence[HostCommand]) -> ApplyResult:
-    """Run all steps in ONE pipeline (statements), checking every error record.
-
-    A step failing with "already exists" (add) or "not found" (remove) counts as done; if that
-    stopped the pipeline, the remaining steps run in a further pipeline of the same pool.
-    """
-    results: dict[int, StepResult] = {}
-    loose: list[CmdletError] = []
-    warnings: list[str] = []
-    pending = list(range(len(steps)))
-    while pending:
-        batch = [steps[i] for i in pending]
-        outcome = session.invoke([executable(s) for s in batch], "apply")
-        warnings.extend(outcome.warnings)
-        pending = _settle(session.name, steps, pending, outcome, results, loose)
-    return ApplyResult(
-        host=session.name,
-        steps=tuple(results[i] for i in range(len(steps))),
-        warnings=tuple(warnings),
-        errors=tuple(loose),
-    )
-
-
-def _settle(
-    host: str,
-    steps: Sequence[HostCommand],
-    pending: list[int],
-    outcome: PipelineResult,
-    results: dict[int, StepResult],
-    loose: list[CmdletError],
-) -> list[int]:
-    """Record what one pipeline did; return the steps still to run (after a benign stop)."""
-    infos = [describe_record(r, WRITE_CMDLETS) for r in outcome.errors]
-    stop_at: int | None = None
-    if outcome.failed and infos:
-        stop_at = _attribute(infos[-1], steps, pending)
-        if stop_at is None:  # the pipeline stopped somewhere hvlm cannot tell
-            loose.append(cmdlet_error(host, "apply", infos[-1]))
-            for i in pending:
-                results[i] = StepResult(steps[i], StepStatus.UNKNOWN)
-            return []
-    unexplained = False
-    for info in infos:
-        index = _attribute(info, steps, pending)
-        if index is None:
-            loose.append(cmdlet_error(host, "apply", info))
-            unexplained = True
-        else:
-            results[index] = _errored(host, steps[index], info)
-    # An error hvlm cannot tie to a step may belong to any of them: none is known to be applied.
-    ran = StepStatus.UNKNOWN if unexplained else StepStatus.APPLIED
-    for i in pending:
-        if stop_at is not None and pending.index(i) > pending.index(stop_at):
-            break
-        results.setdefault(i, StepResult(steps[i], ran))
-    if stop_at is None:
-        return []
-    rest = pending[pending.index(stop_at) + 1 :]
-    if results[stop_at].status is StepStatus.ALREADY_DONE:
-        return rest
-    for i in rest:
-        results[i] = StepResult(steps[i], StepStatus.SKIPPED)
-    return []
-
-
-def _errored(host: str, command: HostCommand, info: RecordInfo) -> StepResult:
-    if _benign(command, info):
-        return StepResult(command, StepStatus.ALREADY_DONE)
-    return StepResult(command, StepStatus.FAILED, cmdlet_error(host, str(command), info))
-
-
-def _benign(command: HostCommand, info: RecordInfo) -> bool:
-    """Idempotence: the change the step wanted is already true."""
-    text = info.message.lower()
-    if command.cmdlet == "Add-VMMigrationNetwork":
-        return "already exists" in text
-    if command.cmdlet == "Remove-VMMigrationNetwork":
-        return (
-            info.error_id.startswith("ObjectNotFound")
-            or "not found" in text
-            or ("no migration networks were found" in text)
-        )
-    return False
-
-
-def _attribute(info: RecordInfo, steps: Sequence[HostCommand], pending: list[int]) -> int | None:
-    """The pending step an error record belongs to: same cmdlet, then the value it names."""
-    same = [i for i in pending if steps[i].cmdlet.lower() == info.cmdlet.lower()]
-    if len(same) <= 1:
-        return same[0] if same else None
-    for i in same:
-        values = [str(v) for _, v in steps[i].parameters if v is not None]
-        if info.target and info.target in values:
-            return i
-    for i in same:
-        values = [str(v) for _, v in steps[i].parameters if isinstance(v, str)]
-        if any(v and v in info.message for v in values):
-            return i
-    return same[0]
 
 
 # -- whole units of work --------------------------------------------------------------------------

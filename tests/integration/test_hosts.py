@@ -19,14 +19,8 @@ import structlog
 from hvlm.errors import CmdletError, CredentialsMissing, HostAuthError, HostError, HostUnreachable
 from hvlm.hosts.commands import PURGE_SYSTEM_TICKETS, HostCommand, add_network, host_commands
 from hvlm.hosts.fleet import apply_fleet, read_fleet
-from hvlm.hosts.session import (
-    Credentials,
-    HostSession,
-    StepStatus,
-    apply_host_changes,
-    change_host,
-    read_host,
-)
+from hvlm.hosts.session import Credentials, HostSession, change_host, read_host
+from hvlm.hosts.write import StepStatus, apply_host_changes
 from hvlm.lab.hyperv import HyperVHost, MigrationNetwork, MigrationState, server_2022, server_2025
 from hvlm.lab.hyperv_config import AuthenticationType as LabAuth
 from hvlm.lab.pki import LabCA
