@@ -102,6 +102,23 @@ def _value_lines(change: Change) -> Iterator[tuple[str, str]]:
         yield "+", f'"{safe(value)}"'
 
 
+def notes(plan: Plan) -> list[str]:
+    """Plain sentences shown above the changes (both renderers)."""
+    out: list[str] = []
+    if plan.selection is not None:
+        out.append("Only the selected hosts (--host " + ", ".join(plan.selection) + ") are "
+                   "planned, with the delegation toward them: other changes are not shown.")
+    if plan.unread_hosts:
+        out.append("Hosts not read, no change planned for them: " + ", ".join(plan.unread_hosts))
+    if not plan.directory_read:
+        out.append("The directory was not read: no delegation change is planned.")
+    delegation = plan.in_phase(Phase.DIRECTORY_ADD) + plan.in_phase(Phase.DIRECTORY_PRUNE)
+    if delegation and not plan.refresh_tickets:
+        out.append("Delegation changes take effect once the hosts get new Kerberos tickets: "
+                   "plan with --refresh-tickets to purge them (klist purge -li 0x3e7).")
+    return out
+
+
 # --- human text ---------------------------------------------------------------------------------
 
 
@@ -109,11 +126,7 @@ def render_human(plan: Plan, *, color: bool = False) -> str:
     paint: Callable[[str, str], str] = (lambda code, text: f"{code}{text}{_RESET}") if color \
         else (lambda code, text: text)
     out = [f"hvlm plan for manifest {_show(plan.manifest.name)}{_digest_note(plan)}"]
-    if plan.unread_hosts:
-        out.append(paint(_YELLOW, "Hosts not read, no change planned for them: "
-                         + ", ".join(safe(h) for h in plan.unread_hosts)))
-    if not plan.directory_read:
-        out.append(paint(_YELLOW, "The directory was not read: no delegation change is planned."))
+    out.extend(paint(_YELLOW, safe(note)) for note in notes(plan))
     if plan.has_changes:
         out.append("\nhvlm will perform the following actions, in this order:")
     for phase in Phase:
@@ -177,11 +190,8 @@ def _fence(body: str) -> str:
 
 def render_markdown(plan: Plan) -> str:
     out = [f"### hvlm plan: {md_code(plan.manifest.name)}", "", f"**{summary_line(plan)}**", ""]
-    if plan.unread_hosts:
-        hosts = ", ".join(md_code(h) for h in plan.unread_hosts)
-        out += [f"> **Warning:** hosts not read, no change planned for them: {hosts}", ""]
-    if not plan.directory_read:
-        out += ["> **Warning:** the directory was not read: no delegation change is planned.", ""]
+    for note in notes(plan):
+        out += [f"> **Note:** {md_text(note)}", ""]
     for phase in Phase:
         changes = plan.in_phase(phase)
         if changes:

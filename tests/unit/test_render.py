@@ -162,7 +162,7 @@ def test_markdown_has_a_table_per_phase_findings_and_details() -> None:
     assert md.count("<details><summary>Details") == 4
     assert "| `+` | <code>host/HV01/network/192.168.10.0/24</code> | create |" in md
     assert "#### Findings" in md and "| **error** | <code>directory/HV03</code>" in md
-    assert "hosts not read, no change planned for them: <code>HV04</code>" in md
+    assert "> **Note:** Hosts not read, no change planned for them: HV04\n" in md
     assert '+     "cifs/HV02"' in md and '-     "cifs/HV03"' in md
 
 
@@ -185,3 +185,14 @@ def test_escaping_helpers() -> None:
     assert safe("a\nb\tc") == "a\\u000ab\\u0009c"
     assert md_text("a|b *c* <d>") == "a\\|b \\*c\\* &lt;d&gt;"
     assert md_code("a|`b`<") == "<code>a&#124;&#96;b&#96;&lt;</code>"
+
+
+def test_notes_for_selection_tickets_and_an_unread_directory() -> None:
+    text = render(sample_plan(selection=("HV01",), directory_read=False), "human")
+    assert "Only the selected hosts (--host HV01) are planned" in text
+    assert "The directory was not read: no delegation change is planned." in text
+    assert "plan with --refresh-tickets to purge them" in text
+    with_tickets = render(sample_plan(refresh_tickets=True), "human")
+    assert "--refresh-tickets" not in with_tickets and "--host" not in with_tickets
+    md = render(sample_plan(selection=("HV01",)), "markdown")
+    assert "> **Note:** Only the selected hosts \\(\\-\\-host HV01\\) are planned" in md
