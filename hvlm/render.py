@@ -168,7 +168,9 @@ def _human_finding(finding: Finding, paint: Callable[[str, str], str]) -> str:
 
 # --- Markdown (pull-request comment) -----------------------------------------------------------
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!~|>])")
+# Inline-significant characters; text never starts a line (cells, "> **Note:** ..."), so the
+# line-start ones (#, +, -, 1.) need no escape.
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]~|>])")
 
 
 def md_text(text: str) -> str:

@@ -195,4 +195,4 @@ def test_notes_for_selection_tickets_and_an_unread_directory() -> None:
     with_tickets = render(sample_plan(refresh_tickets=True), "human")
     assert "--refresh-tickets" not in with_tickets and "--host" not in with_tickets
     md = render(sample_plan(selection=("HV01",)), "markdown")
-    assert "> **Note:** Only the selected hosts \\(\\-\\-host HV01\\) are planned" in md
+    assert "> **Note:** Only the selected hosts (--host HV01) are planned" in md
