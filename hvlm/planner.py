@@ -18,7 +18,13 @@ Rules (issue 6):
 - Selection (`--host`): host changes and tickets only for the selected hosts; their own accounts
   fully, and on every other account only the values toward a selected host (both directions).
 - Unread hosts get no host changes, a finding, and are listed in `Plan.unread_hosts`.
-Cost: O(hosts x peers x services); hosts are looked up through a dict, never by scanning.
+- Every target a change is computed from gets a fingerprint (hvlm.plan) for stale-plan refusal.
+Cost: O(hosts x peers x services); hosts are looked up through a dict, never by scanning, and each
+peer's delegation values are built once (bench/plan_10k.py).
+
+Public: `build_plan`; `current_fingerprints` (apply PLANFILE, after re-reading);
+`settings_from_plan` (a saved plan's host changes as hvlm.hosts.commands.host_commands input);
+`host_changes` (one host's phase-2 changes).
 """
 
 from __future__ import annotations
@@ -110,10 +116,10 @@ def build_plan(
     ctx = _context(manifest, selection)
     errors = host_errors or {}
     found: list[Finding] = list(findings)
-    host_changes, unread = _host_phase(ctx, hosts, errors, found)
+    on_hosts, unread = _host_phase(ctx, hosts, errors, found)
     added, pruned, touched = _directory_phases(ctx, directory, directory_error, found)
     tickets = _ticket_phase(ctx, touched, unread, found) if refresh_tickets else []
-    changes = (*added, *host_changes, *pruned, *tickets)
+    changes = (*added, *on_hosts, *pruned, *tickets)
     return Plan(
         manifest=ManifestRef(manifest.name, manifest.source, manifest.digest),
         changes=changes,
