@@ -267,7 +267,7 @@ def apply(
             _confirm(auto_approve)
             report = apply_plan(fleet, the_plan, observation)
     _report(report, fmt, the_plan)
-    sys.exit(EXIT_OK if report.ok else EXIT_ERROR)
+    sys.exit(EXIT_OK if report.ok and not _incomplete(the_plan) else EXIT_ERROR)
 
 
 def register(cli: click.Group) -> None:
