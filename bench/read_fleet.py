@@ -192,7 +192,7 @@ def main() -> None:
     )
     print(
         f"  CPU floor               : {result['cpu_floor_seconds']:.3f} s "
-        f"({result['cores']} cores shared by client and lab)"
+        f"(one GIL, one lab event loop, {result['cores']} cores shared)"
     )
     print(f"  ratio to binding floor  : {result['ratio_to_binding_floor']}")
     if result["failed_hosts"]:
