@@ -205,6 +205,14 @@ def _host_findings(spec: HostSpec, state: HostState) -> list[Finding]:
     subject = f"host/{spec.name}"
     found = [Finding(Severity.WARNING, subject, "host-read-warning", w)
              for w in state.read_warnings]
+    if state.facts.part_of_domain is False:
+        found.append(Finding(
+            Severity.ERROR if spec.uses_kerberos else Severity.WARNING, subject,
+            "host-not-in-domain", f"{spec.name} is not joined to a domain",
+            fix="join the host to the directory's domain: live migration needs both hosts "
+                "in the same or trusted domains",
+            evidence="Win32_ComputerSystem.PartOfDomain=False",
+        ))
     wanted = spec.migration
     if wanted.networks is not None and wanted.use_any_network is None \
             and state.migration.use_any_network:

@@ -11,6 +11,7 @@ Each case file:
       prune: false
     observed:
       hosts: {HV01: {enabled: false, ...}, HV02: {error: "..."}}   # unset fields: a fresh host
+                                                # (also partOfDomain: bool, warnings: [...])
       directory: {HV01: {uac: 4096, values: [...]}}   # a manifest host not listed: account missing
     options: {hosts: [HV01], refresh_tickets: true}
     expect:
@@ -63,6 +64,7 @@ from hvlm.planner import build_plan, current_fingerprints, settings_from_plan
 from hvlm.state import (
     DelegationState,
     DirectoryState,
+    HostFacts,
     HostState,
     MigrationState,
     ObservedNetwork,
@@ -149,7 +151,8 @@ def build_host(name: str, doc: Mapping[str, Any]) -> HostState:
             ObservedNetwork(ipaddress.ip_network(n["subnet"]), n.get("priority", 0))
             for n in doc.get("networks", [])
         ),
-    ), read_warnings=tuple(doc.get("warnings", [])))
+    ), facts=HostFacts(part_of_domain=doc.get("partOfDomain")),
+        read_warnings=tuple(doc.get("warnings", [])))
 
 
 def build_directory(manifest: Manifest, doc: Mapping[str, Any] | None) -> DirectoryState | None:
