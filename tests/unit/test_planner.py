@@ -61,6 +61,7 @@ from hvlm.model import (
 )
 from hvlm.plan import Action, Change, Phase, Plan, loads_plan, plan_to_document, stale_targets
 from hvlm.planner import build_plan, current_fingerprints, settings_from_plan
+from hvlm.render import FORMATS, render
 from hvlm.state import (
     DelegationState,
     DirectoryState,
@@ -297,6 +298,8 @@ def check_properties(case: Case, plan: Plan) -> None:
     document = plan_to_document(plan)
     jsonschema.Draft202012Validator(SCHEMA).validate(document)
     assert loads_plan(json.dumps(document)) == plan
+    for fmt in FORMATS:
+        assert "\x1b" not in render(plan, fmt)
     hosts, directory = simulate(plan, case.hosts, case.directory)
     replanned = case.plan(hosts, directory)
     assert replanned.changes == (), [c.address for c in replanned.changes]
