@@ -172,7 +172,7 @@ def map_exception(exc: BaseException, host: str, step: str, spec: ConnectionSpec
         return HostUnreachable(
             host,
             step,
-            f"no answer within {spec.timeouts.read_seconds:g}s (read timeout)",
+            f"no answer within {read_timeout(spec):g}s (read timeout)",
             hint="the host or its WinRM service hangs; "
             "raise connection.timeouts.read if it is only slow",
         )
@@ -193,6 +193,12 @@ def map_exception(exc: BaseException, host: str, step: str, spec: ConnectionSpec
     if isinstance(exc, WinRMError):
         return HostError(host, step, f"{type(exc).__name__}: {_first_line(str(exc))}")
     return HostError(host, step, f"{type(exc).__name__}: {_first_line(str(exc))}")
+
+
+def read_timeout(spec: ConnectionSpec) -> float:
+    """The HTTP read timeout: a Receive long-polls up to the operation timeout, so it must outlast
+    that (else a slow but healthy pipeline would look like a hung host)."""
+    return max(spec.timeouts.read_seconds, spec.timeouts.operation_seconds + 1)
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -41,6 +41,7 @@ from hvlm.hosts.errors import (
     is_transient,
     map_exception,
     plain_http_basic_refused,
+    read_timeout,
     uses_plain_http_basic,
 )
 from hvlm.hosts.parse import parse_host_state
@@ -144,7 +145,7 @@ def build_wsman(
         "cert_validation": spec.cert_validation if https else False,
         "encryption": encryption,
         "connection_timeout": _seconds(spec.timeouts.connect_seconds),
-        "read_timeout": _seconds(spec.timeouts.read_seconds),
+        "read_timeout": _seconds(read_timeout(spec)),
         "operation_timeout": _seconds(spec.timeouts.operation_seconds),
         "reconnection_retries": 0,
         "no_proxy": True,

@@ -12,7 +12,14 @@ import requests
 from pypsrp.exceptions import AuthenticationError, WinRMTransportError, WSManFaultError
 
 from hvlm.errors import HostAuthError, HostError, HostUnreachable
-from hvlm.hosts.errors import RecordInfo, describe_record, explain, is_transient, map_exception
+from hvlm.hosts.errors import (
+    RecordInfo,
+    describe_record,
+    explain,
+    is_transient,
+    map_exception,
+    read_timeout,
+)
 from hvlm.model import ConnectionSpec, Timeouts, Transport, WinRMAuth
 
 SPEC = ConnectionSpec("hv01.corp.example.com", 5986, timeouts=Timeouts(4, 30, 20))
@@ -202,3 +209,10 @@ def test_records_are_attributed_by_their_error_id() -> None:
         error_id=Record.fq_error,
         target="10.1.0.0/16",
     )
+
+
+def test_the_read_timeout_outlasts_the_operation_timeout_and_the_message_says_which() -> None:
+    spec = ConnectionSpec("hv01", 5986, timeouts=Timeouts(5, 10, 20))
+    assert read_timeout(spec) == 21
+    error = mapped(requests.exceptions.ReadTimeout("read timeout"), spec)
+    assert str(error).startswith("HV01: read: no answer within 21s (read timeout)")
