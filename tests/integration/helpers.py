@@ -370,8 +370,8 @@ class LdapFaultProxy:
         self._server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self._server_tls.load_cert_chain(cert.cert_path, cert.key_path)
         self._client_tls = ssl.create_default_context(cafile=str(dc.ca_path))
-        self.fault = LdapFault.NONE
-        self.operations: list[int] = []
+        self._fault = LdapFault.NONE
+        self.operations: list[int] = []  # protocolOp tags seen since the fault was set
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -388,6 +388,15 @@ class LdapFaultProxy:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()
+
+    @property
+    def fault(self) -> LdapFault:
+        return self._fault
+
+    @fault.setter
+    def fault(self, fault: LdapFault) -> None:
+        self._fault = fault
+        self.operations = []
 
     @property
     def modifies(self) -> int:

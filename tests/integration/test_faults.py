@@ -1,0 +1,265 @@
+"""Issue 8's fault suite: every lab fault in every phase of `hvlm apply`, invariants after each.
+
+Faults: a dropped connection, HTTP 500, a cmdlet error, a hung host, a host refusing
+authentication (401), and the directory down / hung / refusing. Phases: the read, the write, the
+verification read, and the directory write. A fault is switched on from the start, or from a given
+request of the host onwards (`fault_after`: a host with changes receives open 2, read 2, write 2,
+verify 2, close 1), or by an LDAP proxy that fails on the first modify or on the first search
+after one (`LdapFaultProxy`).
+
+After every case, whatever happened:
+- no host is left with migration enabled and no migration network (the lab's host state);
+- migration was not disabled on a host where it was enabled (the manifest never asks for that);
+- no unrelated delegation value was lost (MSSQLSvc/... seeded on every account);
+- the run exited 1 and its output names the host (or the directory server) and the step;
+- the next apply, fault cleared, exits 0 and the fleet is converged.
+
+Two hosts are faulted at once: FS01 is a fresh host (migration disabled, no network) and FS02
+migrates on an old network that the manifest replaces; FS03 stays healthy and must converge in
+spite of them. The CLI runs in-process (hvlm.cli.main); the concurrency case uses two processes.
+Run inside a private network namespace (Samba's ports are fixed):
+    tests/isolated.sh .venv/bin/python -m pytest tests/integration/test_faults.py -q
+"""
+
+# ruff: noqa: F811  (pytest fixtures imported from samba_fixtures, then requested by name)
+from __future__ import annotations
+
+import enum
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+
+import pytest
+
+from hvlm.lab.hyperv_config import MigrationState
+from hvlm.lab.pki import LabCA
+from hvlm.lab.samba import SambaDC
+from hvlm.lab.wsman import CmdletFault, FaultSpec
+from tests.integration.helpers import (
+    BEFORE_VERIFY,
+    BEFORE_WRITE,
+    ENABLED_OLD,
+    FRESH,
+    REPO,
+    UNRELATED,
+    WANTED,
+    CliResult,
+    LabFleet,
+    LdapFault,
+    LdapFaultProxy,
+    ManifestOptions,
+    fault_after,
+    lab_fleet,
+)
+from tests.lab.samba_fixtures import (  # noqa: F401  (fixtures)
+    OPERATOR,
+    OPERATOR_PASSWORD,
+    samba_ca,
+    samba_dc,
+)
+
+pytestmark = [pytest.mark.lab, pytest.mark.samba]
+NAMES = ("FS01", "FS02", "FS03")
+FAULTED = ("FS01", "FS02")
+HEALTHY = "FS03"
+START = {"FS01": FRESH, "FS02": ENABLED_OLD, "FS03": FRESH}
+INJECTED = "injected by the lab: device not ready"
+FAST = ManifestOptions(retries=0, timeouts=(1, 2, 1), ldap_timeout=2)
+
+
+class Fault(enum.Enum):
+    DROP = "drop"
+    HTTP_500 = "http500"
+    ERROR = "error"
+    HANG = "hang"
+    AUTH = "401"
+
+
+class Phase(enum.Enum):
+    READ = "read"
+    WRITE = "write"
+    VERIFY = "verify"
+
+
+# The step hvlm names in its one-line error (host: step: message), by phase.
+STEPS = {Phase.READ: ("connect", "read"), Phase.WRITE: ("apply",), Phase.VERIFY: ("read",)}
+# Which request of a host (counted from 1) the fault starts after; None: from the first.
+AFTER = {Phase.READ: None, Phase.WRITE: BEFORE_WRITE, Phase.VERIFY: BEFORE_VERIFY}
+# The cmdlet that carries a cmdlet-scoped fault (500, error) in each phase.
+CMDLET = {
+    Phase.READ: "Get-VMHost",
+    Phase.WRITE: "Add-VMMigrationNetwork",
+    Phase.VERIFY: "Get-VMMigrationNetwork",
+}
+
+
+def fault_spec(fault: Fault, phase: Phase) -> FaultSpec:
+    cmdlet = CMDLET[phase]
+    return {
+        Fault.DROP: FaultSpec(drop_after_requests=0),
+        Fault.HTTP_500: FaultSpec(http_500_on_cmdlet=cmdlet),
+        Fault.ERROR: FaultSpec(cmdlet_faults=(CmdletFault(cmdlet, INJECTED),)),
+        Fault.HANG: FaultSpec(hang=True),
+        Fault.AUTH: FaultSpec(refuse_auth=True),
+    }[fault]
+
+
+@pytest.fixture(scope="module")
+def lab(samba_dc: SambaDC, samba_ca: LabCA,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LabFleet, LdapFaultProxy]]:
+    workdir = tmp_path_factory.mktemp("faults")
+    with lab_fleet(samba_dc, workdir, NAMES) as fleet, \
+            LdapFaultProxy(samba_dc, samba_ca, workdir / "proxy") as proxy:
+        yield fleet, proxy
+
+
+@pytest.fixture
+def fleet(lab: tuple[LabFleet, LdapFaultProxy]) -> LabFleet:
+    fleet, proxy = lab
+    proxy.fault = LdapFault.NONE
+    fleet.reset(START)
+    fleet.ldap_user, fleet.ldap_password = "Administrator@LAB.EXAMPLE", fleet.dc.config.admin_password
+    fleet.write_manifest(FAST)
+    fleet.in_process = True
+    return fleet
+
+
+@pytest.fixture
+def proxy(lab: tuple[LabFleet, LdapFaultProxy], fleet: LabFleet) -> LdapFaultProxy:
+    """The fleet's manifest now reaches the DC through the fault proxy."""
+    _, proxy = lab
+    fleet.write_manifest(ManifestOptions(retries=0, timeouts=FAST.timeouts, ldap_timeout=2,
+                                         ldap_port=proxy.port))
+    return proxy
+
+
+# --- invariants ------------------------------------------------------------------------------------
+
+
+def stranded(state: MigrationState) -> bool:
+    return state.enabled and not state.use_any_network and not state.networks
+
+
+def check_invariants(fleet: LabFleet, before: dict[str, MigrationState]) -> None:
+    for name, state in fleet.states().items():
+        assert not stranded(state), f"{name} migrates on no network: {state}"
+        assert state.enabled or not before[name].enabled, f"{name}: migration was disabled"
+        assert UNRELATED in fleet.account(name).values, f"{name}: unrelated value lost"
+
+
+def check_failure_named(result: CliResult, names: tuple[str, ...], steps: tuple[str, ...]) -> None:
+    assert result.code == 1, result
+    assert "Traceback" not in result.output, result
+    for name in names:
+        assert any(f"{name}: {step}:" in result.output for step in steps), (name, steps, result)
+
+
+def check_next_apply_converges(fleet: LabFleet) -> None:
+    fleet.clear_faults()
+    again = fleet.apply()
+    assert again.code == 0, again
+    assert fleet.converged()
+
+
+# --- hosts -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("phase", list(Phase), ids=lambda p: p.value)
+@pytest.mark.parametrize("fault", list(Fault), ids=lambda f: f.value)
+def test_host_fault(fleet: LabFleet, fault: Fault, phase: Phase) -> None:
+    before = fleet.states()
+    spec, after = fault_spec(fault, phase), AFTER[phase]
+    if fault is Fault.DROP and after is not None:  # exact: the server counts requests itself
+        spec, after = FaultSpec(drop_after_requests=after), None
+    elif fault in (Fault.HTTP_500, Fault.ERROR) and phase is not Phase.VERIFY:
+        after = None  # the cmdlet only runs in that phase
+    if fault is Fault.DROP and phase is Phase.READ:
+        spec = FaultSpec(drop_after_requests=2)  # the pool opens; the read pipeline is cut
+    arming: AbstractContextManager[None] = nullcontext()
+    if after is None:
+        fleet.fault(spec, *FAULTED)
+    else:
+        arming = fault_after(fleet, FAULTED, after, spec)
+    with arming:
+        result = fleet.apply()
+
+    check_invariants(fleet, before)
+    if phase is Phase.VERIFY:  # written, then not verified: the host is right, the run is not
+        assert result.code == 1, result
+        assert all(f"{n}: verification read failed" in result.output for n in FAULTED), result
+    check_failure_named(result, FAULTED, STEPS[phase])
+    assert fleet.state(HEALTHY) == WANTED
+    if phase is Phase.READ:  # an unread host is never written
+        assert fleet.states()["FS01"] == FRESH and fleet.states()["FS02"] == ENABLED_OLD
+    check_next_apply_converges(fleet)
+
+
+# --- the directory -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DirectoryCase:
+    name: str
+    proxy_fault: LdapFault = LdapFault.NONE
+    operator: bool = False  # bind as a user without SeEnableDelegationPrivilege
+    wrong_password: bool = False
+    words: tuple[str, ...] = ()  # what the output must say
+
+
+DIRECTORY_CASES = [
+    DirectoryCase("read-down", LdapFault.DOWN, words=("dc1.lab.example",)),
+    DirectoryCase("read-401", wrong_password=True, words=("dc1.lab.example",)),
+    DirectoryCase("write-drop", LdapFault.DROP_ON_MODIFY, words=("modify",)),
+    DirectoryCase("write-hang", LdapFault.HANG_ON_MODIFY, words=("modify",)),
+    DirectoryCase("write-error", operator=True, words=("modify", "SeEnableDelegationPrivilege")),
+    DirectoryCase("verify-drop", LdapFault.DROP_ON_VERIFY, words=("verification read failed",)),
+]
+
+
+@pytest.mark.parametrize("case", DIRECTORY_CASES, ids=lambda c: c.name)
+def test_directory_fault(fleet: LabFleet, proxy: LdapFaultProxy, case: DirectoryCase) -> None:
+    before = fleet.states()
+    proxy.fault = case.proxy_fault
+    if case.operator:
+        fleet.ldap_user, fleet.ldap_password = f"{OPERATOR}@LAB.EXAMPLE", OPERATOR_PASSWORD
+    if case.wrong_password:
+        fleet.ldap_password = "not-the-password"
+    result = fleet.apply()
+
+    check_invariants(fleet, before)
+    assert result.code == 1, result
+    assert "Traceback" not in result.output, result
+    for word in case.words:
+        assert word in result.output, (word, result)
+    if case.name.startswith("write"):
+        # delegation first: a host whose delegation could not be written is not switched over
+        assert fleet.states()["FS01"] == FRESH, result
+    proxy.fault = LdapFault.NONE
+    fleet.ldap_user, fleet.ldap_password = "Administrator@LAB.EXAMPLE", fleet.dc.config.admin_password
+    check_next_apply_converges(fleet)
+
+
+# --- two applies at once -----------------------------------------------------------------------------
+
+
+def test_two_applies_at_the_same_time_both_converge_and_lose_nothing(fleet: LabFleet) -> None:
+    before = fleet.states()
+    command = [sys.executable, "-m", "hvlm", "--log-format", "json", "apply",
+               str(fleet.manifest), "--auto-approve"]
+    procs = [subprocess.Popen(command, env=fleet.env(), cwd=REPO, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        results.append(CliResult(proc.returncode, out, err))
+
+    check_invariants(fleet, before)
+    assert [r.code for r in results] == [0, 0], results
+    assert fleet.converged()
+    fleet.server.reset_stats()
+    third = fleet.plan()
+    assert third.code == 0, third
+    assert fleet.writes() == []
