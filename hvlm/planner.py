@@ -32,6 +32,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from hvlm import __version__
@@ -235,25 +236,30 @@ def host_changes(spec: HostSpec, observed: MigrationState) -> list[Change]:
     return changes
 
 
-def _value(value: object) -> FieldValue:
-    enum_value = getattr(value, "value", value)
-    assert enum_value is None or isinstance(enum_value, (bool, int, str))
-    return enum_value
+def _plain(value: bool | int | AuthenticationType | PerformanceOption) -> FieldValue:
+    return value.value if isinstance(value, Enum) else value
 
 
 def _migration_change(spec: HostSpec, observed: MigrationState) -> Change | None:
-    before: dict[str, FieldValue] = {}
-    after: dict[str, FieldValue] = {}
-    for name, attr in _MIGRATION_FIELDS:
-        wanted = getattr(spec.migration, attr)
-        current = getattr(observed, attr)
-        if wanted is not None and wanted != current:
-            before[name], after[name] = _value(current), _value(wanted)
-    if not after:
+    w, o = spec.migration, observed
+    declared = (  # (field, wanted, current): attribute reads, a hot loop for large fleets
+        ("enabled", w.enabled, o.enabled),
+        ("authentication", w.authentication, o.authentication),
+        ("performance", w.performance, o.performance),
+        ("maxVirtualMachineMigrations", w.max_virtual_machine_migrations,
+         o.max_virtual_machine_migrations),
+        ("maxStorageMigrations", w.max_storage_migrations, o.max_storage_migrations),
+        ("useAnyNetwork", w.use_any_network, o.use_any_network),
+    )
+    differ = [(name, want, have) for name, want, have in declared
+              if want is not None and want != have]
+    if not differ:
         return None
     return Change(
         f"host/{spec.name}/migration", Phase.HOST, Action.UPDATE, spec.name,
-        f"differs from the manifest: {', '.join(after)}", before, after,
+        f"differs from the manifest: {', '.join(name for name, _, _ in differ)}",
+        {name: _plain(have) for name, _, have in differ},
+        {name: _plain(want) for name, want, _ in differ if want is not None},
     )
 
 
