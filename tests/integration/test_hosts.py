@@ -581,3 +581,12 @@ def test_negotiate_over_http_names_the_host_by_its_fqdn_and_falls_back_to_ntlm(
     spec = replace(spec, connection=replace(spec.connection, auth=WinRMAuth.NEGOTIATE))
     assert read_host(spec, CREDS).migration.max_storage_migrations == 2
     assert lab.actions("HV01") == FULL_CYCLE
+
+
+def test_wrong_password_over_ntlm_is_the_same_clear_line(start_lab: StartLab) -> None:
+    lab = start_lab([fresh()], transport=LabTransport.HTTP_NEGOTIATE)
+    with pytest.raises(HostAuthError) as caught:
+        read_host(lab.spec("HV01"), Credentials(USER, "wrong-password"))
+    line = str(caught.value)
+    assert line.startswith("HV01: connect: authentication failed (HTTP 401, ntlm)")
+    assert "wrong-password" not in line and "\n" not in line
