@@ -1,0 +1,106 @@
+"""Hostile-input corpus, in-process: every broken or malicious manifest gives exactly its located
+diagnostics (tests/hostile/corpus/*.expect), never another exception, in bounded memory.
+
+Feeds `hvlm.manifest.parse_manifest` (and through it `hvlm.yamlsafe`) the files of corpus/; the
+same files go through the `hvlm validate` command in test_cli.py.
+"""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from hvlm import yamlsafe
+from hvlm.errors import ManifestError
+from hvlm.manifest import LoadResult, parse_manifest
+from tests.hostile.expectations import (
+    EXAMPLE,
+    Case,
+    check,
+    corpus_cases,
+    huge_bytes,
+    parse_expect,
+)
+
+CASES = corpus_cases()
+PEAK_LIMIT = 50 * 1024 * 1024
+# Files whose danger is expansion (aliases, merges) or nesting: their memory peak is measured.
+BOMBS = [
+    "alias-bomb-map.yaml",
+    "alias-bomb-seq.yaml",
+    "alias-recursive.yaml",
+    "merge-bomb.yaml",
+    "deep-block-map.yaml",
+    "deep-block-seq.yaml",
+    "deep-flow-map.yaml",
+    "deep-flow-seq.yaml",
+]
+
+
+def diagnostics_of(raw: bytes, file: str) -> list[str]:
+    """The diagnostics parse_manifest raises, each as the text after `FILE:`."""
+    with pytest.raises(ManifestError) as info:
+        parse_manifest(raw, file)
+    lines = [str(d) for d in info.value.diagnostics]
+    assert all(line.startswith(f"{file}:") for line in lines), lines
+    return [line[len(file) + 1 :] for line in lines]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_corpus_file_gives_its_located_diagnostics(case: Case) -> None:
+    """Bombs and deep nesting are also measured: tracemalloc's peak stays under 50 MB."""
+    measure = case.name in BOMBS
+    if measure:
+        tracemalloc.start()
+    try:
+        lines = diagnostics_of(case.path.read_bytes(), case.name)
+        peak = tracemalloc.get_traced_memory()[1] if measure else 0
+    finally:
+        if measure:
+            tracemalloc.stop()
+    assert check(case, lines) == [], lines
+    assert peak < PEAK_LIMIT, f"{case.name}: peak {peak / 1e6:.1f} MB"
+
+
+def test_corpus_covers_every_file_with_a_sidecar() -> None:
+    corpus = Path(CASES[0].path).parent
+    sidecars = {p.stem for p in corpus.glob("*.expect")}
+    assert sidecars == {c.path.stem for c in CASES}
+    assert all(c.expected.lines for c in CASES), "a sidecar without an expected line"
+    assert set(BOMBS) <= {c.name for c in CASES}
+
+
+def test_file_over_one_mebibyte_is_refused_before_parsing() -> None:
+    raw = huge_bytes()
+    assert len(raw) > 1024 * 1024
+    tracemalloc.start()
+    try:
+        lines = diagnostics_of(raw, "huge.yaml")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    case = Case(Path("huge.yaml"), parse_expect("1:1: ...1048576\n"))
+    assert check(case, lines) == [], lines
+    assert peak < 8 * len(raw), f"peak {peak} bytes for a file refused by its size"
+
+
+def test_node_limit_is_enforced_while_composing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file under 1 MiB can hold ~500,000 scalars (`[0,0,0,...]`). Composing all of them before
+    counting took minutes and ~340 MB here; the cap must stop composition itself. Shown with a
+    small cap: the document exceeds it long before the syntax error at its very end."""
+    monkeypatch.setattr(yamlsafe, "MAX_NODES", 1000)
+    raw = b"a: [" + b"0," * 3000 + b"\n"  # unterminated: a syntax error only at the end
+    lines = diagnostics_of(raw, "flood.yaml")
+    assert len(lines) == 1 and "more than 1000 nodes" in lines[0], lines
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [EXAMPLE.read_bytes(), b"\xef\xbb\xbf" + EXAMPLE.read_bytes()],
+    ids=["example", "example-with-utf8-bom"],
+)
+def test_valid_manifests_still_load(raw: bytes) -> None:
+    """Control: the harness is not merely rejecting everything."""
+    assert isinstance(parse_manifest(raw, "prod-east.yaml"), LoadResult)
