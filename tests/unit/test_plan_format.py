@@ -139,6 +139,15 @@ def _set(document: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[st
         (("changes", 0, "action"), "replace"),
         (("targets", 0, "fingerprint"), "md5:abc"),
         (("findings", 0, "severity"), "info"),
+        # the shape of before/after follows the address
+        (("changes", 0, "add"), []),
+        (("changes", 0, "phase"), "directory-prune"),
+        (("changes", 1, "after", "userAccountControl"), "0x1000"),
+        (("changes", 2, "after", "password"), "x"),
+        (("changes", 2, "after", "performance"), "SMBTransport"),
+        (("changes", 3, "after", "priority"), -1),
+        (("changes", 5, "action"), "update"),
+        (("changes", 6, "before"), {"enabled": True}),
     ],
 )
 def test_schema_rejects_unknown_fields_and_versions(path: tuple[Any, ...], value: Any) -> None:
