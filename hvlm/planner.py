@@ -111,11 +111,12 @@ def build_plan(
 ) -> Plan:
     """Plan the changes that make the observed state match the manifest.
 
-    `hosts` and `host_errors` are keyed by upper-cased host name; a selected host found in neither
+    `hosts` and `host_errors` are keyed by host name (any case); a selected host found in neither
     is reported as not read. `findings` (e.g. validation warnings) are carried into the plan.
     """
     ctx = _context(manifest, selection)
-    errors = host_errors or {}
+    hosts = {key.upper(): state for key, state in hosts.items()}
+    errors = {key.upper(): error for key, error in (host_errors or {}).items()}
     found: list[Finding] = list(findings)
     on_hosts, unread = _host_phase(ctx, hosts, errors, found)
     added, pruned, touched = _directory_phases(ctx, directory, directory_error, found)
