@@ -453,7 +453,7 @@ def _missing_values(
         return []
     have = {v.lower() for v in stored}
     missing = {low: v for v, low in zip(desired, lowered, strict=True) if low not in have}
-    add = list(missing.values())  # first of each case variant, in the manifest's order
+    add = list(missing.values())  # one value per case-insensitive key, in the manifest's order
     if not selected:
         add = [v for v in add if _target_name(v) in ctx.selected_names]
     return add
