@@ -73,6 +73,7 @@ from hvlm.lab.runner_files import (
     LabError,
     LabInfo,
     check_fault_hosts,
+    owner_alive,
     read_info,
     write_env,
     write_info,
@@ -272,9 +273,13 @@ def _prepare(workdir: Path) -> Path:
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     previous = read_info(workdir)
-    if previous is not None and _pid_alive(previous.pid) and previous.pid != os.getpid():
+    if previous is not None and owner_alive(previous) and previous.pid != os.getpid():
         raise LabError(f"a lab is already running in {workdir} (pid {previous.pid}): "
                        f"`hvlm lab down --dir {workdir}` first")
+    left = leftover_dc(workdir)
+    if left is not None:
+        raise LabError(f"the DC of an earlier lab in {workdir} still runs (pid {left.pid}): "
+                           f"`hvlm lab down --dir {workdir}` first")
     for name in _STALE:
         path = workdir / name
         if path.is_dir():
@@ -284,14 +289,13 @@ def _prepare(workdir: Path) -> Path:
     return workdir
 
 
-def _pid_alive(pid: int) -> bool:
+def leftover_dc(workdir: Path) -> samba.SambaDC | None:
+    """The DC a lab started in DIR/dc, if it still runs (e.g. its lab process was killed)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        dc = samba.SambaDC.attach(workdir / "dc")
+    except (OSError, ValueError, KeyError):
+        return None
+    return dc if dc.running() else None
 
 
 def _random_password() -> str:

@@ -34,8 +34,10 @@ Faults file (`hvlm lab up --faults FILE`, YAML or JSON): a mapping from host nam
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import os
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -162,6 +164,40 @@ def read_info(workdir: Path) -> LabInfo | None:
         return LabInfo.from_json(json.loads(path.read_text()))
     except (ValueError, KeyError, TypeError) as exc:
         raise LabError(f"{path}: not a lab.json written by hvlm: {exc}") from exc
+
+
+# --- is the lab's process alive? ----------------------------------------------------------------
+
+
+def pid_alive(pid: int) -> bool:
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:  # our own child that exited: reap it
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def is_lab_process(pid: int, workdir: str) -> bool:
+    """Is `pid` alive and the `python -m hvlm.lab serve WORKDIR` we started (not a reused PID)?"""
+    if not pid_alive(pid):
+        return False
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"hvlm.lab" in argv and b"serve" in argv and workdir.encode() in argv
+
+
+def owner_alive(info: LabInfo) -> bool:
+    """Is the process serving the lab's hosts still there?"""
+    if info.mode == "process":
+        return is_lab_process(info.pid, info.workdir)
+    return pid_alive(info.pid)
 
 
 # --- the manifest ------------------------------------------------------------------------------

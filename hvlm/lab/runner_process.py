@@ -36,11 +36,21 @@ from pathlib import Path
 from typing import Any
 
 from hvlm.lab import samba
-from hvlm.lab.runner import Lab, LabOptions, directory_stats, read_baseline, reset_baseline
+from hvlm.lab.runner import (
+    Lab,
+    LabOptions,
+    directory_stats,
+    leftover_dc,
+    read_baseline,
+    reset_baseline,
+)
 from hvlm.lab.runner_files import (
     LOG_FILE,
     LabError,
     LabInfo,
+    is_lab_process,
+    owner_alive,
+    pid_alive,
     read_env,
     read_info,
 )
@@ -232,7 +242,7 @@ def status(workdir: Path) -> LabStatus:
     info = read_info(Path(workdir))
     if info is None:
         return LabStatus(str(workdir), (PartStatus("lab", False, f"no lab.json in {workdir}"),))
-    alive = _owner_alive(info)
+    alive = owner_alive(info)
     parts = [PartStatus("process", alive, f"{info.mode}, pid {info.pid}")]
     parts.append(_control_status(info))
     down_hosts = [h.name for h in info.hosts if not _listening(h.port)]
@@ -284,13 +294,13 @@ def down(workdir: Path, timeout: float = 30.0) -> DownReport:
     """Stop what the lab in `workdir` started, by PID; wait until nothing it used listens."""
     info = read_info(Path(workdir))
     if info is None:
-        return DownReport((), (), (f"no lab in {workdir}",))
+        return _down_orphan_dc(Path(workdir), timeout)
     stopped: list[str] = []
     notes: list[str] = []
-    if info.mode == "process" and _is_lab_process(info.pid, info.workdir):
+    if info.mode == "process" and is_lab_process(info.pid, info.workdir):
         _terminate(info.pid, timeout)
         stopped.append(f"lab process {info.pid}")
-    elif info.mode != "process" and _pid_alive(info.pid):
+    elif info.mode != "process" and pid_alive(info.pid):
         notes.append(f"an in-process lab of pid {info.pid}: stop it from that process")
     if info.directory is not None and info.directory.owned:
         dc = samba.SambaDC.attach(Path(info.directory.workdir))
@@ -301,6 +311,16 @@ def down(workdir: Path, timeout: float = 30.0) -> DownReport:
     if not stopped and not listening:
         notes.append("already stopped")
     return DownReport(tuple(stopped), tuple(listening), tuple(notes))
+
+
+def _down_orphan_dc(workdir: Path, timeout: float) -> DownReport:
+    """No lab.json (a start that failed half-way): stop the DC it may have left in DIR/dc."""
+    dc = leftover_dc(workdir)
+    if dc is not None:
+        pid = dc.pid
+        dc.stop(timeout)
+        return DownReport((f"samba {pid}",), ())
+    return DownReport((), (), (f"no lab in {workdir}",))
 
 
 def _addresses(info: LabInfo) -> list[tuple[str, str, int]]:
@@ -331,46 +351,16 @@ def _listening(port: int, host: str = "127.0.0.1") -> bool:
         return False
 
 
-def _pid_alive(pid: int) -> bool:
-    with contextlib.suppress(ChildProcessError):
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:  # our own child that exited: reap it
-            return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _owner_alive(info: LabInfo) -> bool:
-    if info.mode == "process":
-        return _is_lab_process(info.pid, info.workdir)
-    return _pid_alive(info.pid)
-
-
-def _is_lab_process(pid: int, workdir: str) -> bool:
-    """Is `pid` alive and the `python -m hvlm.lab serve WORKDIR` we started (not a reused PID)?"""
-    if not _pid_alive(pid):
-        return False
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return b"hvlm.lab" in argv and b"serve" in argv and workdir.encode() in argv
-
-
 def _terminate(pid: int, timeout: float) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while _pid_alive(pid) and time.monotonic() < deadline:
+    while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    if _pid_alive(pid):
+    if pid_alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        while _pid_alive(pid):
+        while pid_alive(pid):
             time.sleep(0.05)
 
 

@@ -183,6 +183,9 @@ def test_down_stops_the_dc_even_when_the_lab_process_was_killed(lab_dir: Path) -
     info = read_info(lab_dir)
     assert info is not None and info.directory is not None and info.directory.pid
     os.kill(info.pid, signal.SIGKILL)
+    refused = hvlm("lab", "up", "--dir", str(lab_dir), "--hosts", "1", check=False)
+    assert refused.returncode == 1
+    assert f"the DC of an earlier lab in {lab_dir} still runs" in refused.stderr
     down = hvlm("lab", "down", "--dir", str(lab_dir))
     assert f"stopped samba {info.directory.pid}" in down.stdout
     assert listening_ports() == set()
