@@ -208,13 +208,18 @@ class DirectoryCase:
     words: tuple[str, ...] = ()  # what the output must say
 
 
+READ_FAILED = ("the directory was not read", "ldaps://dc1.lab.example")
+WRITE_FAILED = ("failed  directory/FS01/allowedToDelegateTo", "modify CN=FS01,CN=Computers")
 DIRECTORY_CASES = [
-    DirectoryCase("read-down", LdapFault.DOWN, words=("dc1.lab.example",)),
-    DirectoryCase("read-401", wrong_password=True, words=("dc1.lab.example",)),
-    DirectoryCase("write-drop", LdapFault.DROP_ON_MODIFY, words=("modify",)),
-    DirectoryCase("write-hang", LdapFault.HANG_ON_MODIFY, words=("modify",)),
-    DirectoryCase("write-error", operator=True, words=("modify", "SeEnableDelegationPrivilege")),
-    DirectoryCase("verify-drop", LdapFault.DROP_ON_VERIFY, words=("verification read failed",)),
+    DirectoryCase("read-down", LdapFault.DOWN, words=(*READ_FAILED, "connect")),
+    DirectoryCase("read-401", wrong_password=True,
+                  words=(*READ_FAILED, "bind as Administrator@LAB.EXAMPLE", "invalidCredentials")),
+    DirectoryCase("write-drop", LdapFault.DROP_ON_MODIFY, words=WRITE_FAILED),
+    DirectoryCase("write-hang", LdapFault.HANG_ON_MODIFY, words=(*WRITE_FAILED, "timed out")),
+    DirectoryCase("write-error", operator=True,
+                  words=(*WRITE_FAILED, "insufficientAccessRights", "SeEnableDelegationPrivilege")),
+    DirectoryCase("verify-drop", LdapFault.DROP_ON_VERIFY,
+                  words=("directory: verification read failed", "search computer accounts")),
 ]
 
 
@@ -235,10 +240,20 @@ def test_directory_fault(fleet: LabFleet, proxy: LdapFaultProxy, case: Directory
         assert word in result.output, (word, result)
     if case.name.startswith("write"):
         # delegation first: a host whose delegation could not be written is not switched over
-        assert fleet.states()["FS01"] == FRESH, result
+        assert fleet.states() == START, result
+        assert "Apply FAILED" in result.output
     proxy.fault = LdapFault.NONE
     fleet.ldap_user, fleet.ldap_password = "Administrator@LAB.EXAMPLE", fleet.dc.config.admin_password
     check_next_apply_converges(fleet)
+
+
+def test_a_transient_drop_is_retried_and_the_apply_succeeds(fleet: LabFleet) -> None:
+    fleet.write_manifest(ManifestOptions(retries=1, timeouts=FAST.timeouts, ldap_timeout=2))
+    fleet.fault(FaultSpec(drop_after_requests=BEFORE_WRITE, drop_once=True), *FAULTED)
+    result = fleet.apply()
+    assert result.code == 0, result
+    assert all(fleet.server.stats(n)["dropped"] == 1 for n in FAULTED)
+    assert fleet.converged()
 
 
 # --- two applies at once -----------------------------------------------------------------------------
