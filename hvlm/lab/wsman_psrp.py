@@ -214,8 +214,13 @@ class PsrpShell:
             (f for inv in statement if (f := faults.cmdlet_fault(inv.command)) is not None), None
         )
         if injected is not None:
-            info = ErrorInfo(injected.message, injected.error_id, ErrorCategory[injected.category])
-            if injected.terminating:
+            command = next(inv for inv in statement if faults.cmdlet_fault(inv.command))
+            error_id = injected.error_id
+            if "," not in error_id:  # name the cmdlet as real FullyQualifiedErrorIds do
+                noun = command.command.replace("-", "")
+                error_id = f"{error_id},Microsoft.HyperV.PowerShell.Commands.{noun}"
+            info = ErrorInfo(injected.message, error_id, ErrorCategory[injected.category])
+            if injected.terminating or _error_action_stop(command):
                 return StatementResult(terminating=info), Outcome.TERMINATED
             return StatementResult(errors=[info]), Outcome.ERROR
         try:
@@ -331,3 +336,11 @@ class PsrpShell:
             self._pool.close()
         async with self._changed:
             self._changed.notify_all()
+
+
+def _error_action_stop(invocation: Invocation) -> bool:
+    """-ErrorAction Stop turns a non-terminating error into a terminating one, as in PowerShell."""
+    for name, value in invocation.parameters:
+        if name.lower() in ("erroraction", "ea") and str(value).lower() in ("stop", "1"):
+            return True
+    return False
