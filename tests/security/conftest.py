@@ -69,10 +69,24 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def hvlm(args: Sequence[str], env: Mapping[str, str], cwd: Path, timeout: float = 90) -> Run:
-    """The real CLI in a subprocess (no TTY: JSON logs unless --log-format says otherwise)."""
+def hvlm(
+    args: Sequence[str],
+    env: Mapping[str, str],
+    cwd: Path,
+    timeout: float = 90,
+    hosts_file: Path | None = None,
+) -> Run:
+    """The real CLI in a subprocess (no TTY: JSON logs unless --log-format says otherwise).
+
+    `hosts_file`: run it in a private mount namespace where that file is /etc/hosts, so lab
+    names (hv01.lab.example) resolve to 127.0.0.1 for hvlm only, as DNS would in production.
+    """
+    argv = [sys.executable, "-m", "hvlm", *args]
+    if hosts_file is not None:
+        script = 'mount --bind "$0" /etc/hosts && exec "$@"'
+        argv = ["unshare", "--mount", "sh", "-c", script, str(hosts_file), *argv]
     proc = subprocess.run(
-        [sys.executable, "-m", "hvlm", *args],
+        argv,
         env=dict(env),
         cwd=cwd,
         capture_output=True,
@@ -142,6 +156,12 @@ def _host_doc(host: LabHost) -> dict[str, Any]:
     if host.connection:
         doc["connection"] = dict(host.connection)
     return doc
+
+
+def hosts_file(path: Path, names: Sequence[str]) -> Path:
+    """An /etc/hosts mapping each name to 127.0.0.1 (see `hvlm(hosts_file=...)`)."""
+    path.write_text(f"127.0.0.1 localhost\n127.0.0.1 {' '.join(names)}\n")
+    return path
 
 
 def lab_host(
