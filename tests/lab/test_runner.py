@@ -274,6 +274,9 @@ def test_session_lab_serves_pypsrp_and_ldap3_from_its_manifest_and_env(lab: Lab)
 def test_manifest_validates_and_targets_every_host(lab: Lab) -> None:
     result = hvlm("validate", "--strict", str(lab.manifest_path))
     assert result.returncode == 0, result.stderr
+    status = hvlm("lab", "status", "--dir", str(lab.workdir), "--format", "json")
+    assert json.loads(status.stdout)["parts"]["process"] == {"up": True,
+                                                            "detail": f"in-process, pid {os.getpid()}"}
     manifest = yaml.safe_load(lab.manifest_path.read_text())
     migration = manifest["defaults"]["migration"]
     assert migration["authentication"] == "Kerberos" and migration["enabled"] is True
@@ -330,6 +333,11 @@ def test_two_hundred_hosts_in_their_own_process(tmp_path: Path) -> None:
         for name in ("HV001", "HV200"):
             assert read_vmhost(manifest, proc.env, name)["MaximumStorageMigrations"] == 2
         assert proc.stats("HV200")["action_counts"]["Command"] == 1
+        proc.set_fault("HV200", FaultSpec(refuse_auth=True))  # steered from this process
+        with pytest.raises(AuthenticationError):
+            read_vmhost(manifest, proc.env, "HV200")
+        proc.reset_stats()
+        assert proc.stats()["hosts"]["HV001"]["http_requests"] == 0
         ports = {h.port for h in proc.info.hosts}
     assert not any(_accepts(port) for port in ports)
 
