@@ -12,6 +12,10 @@ Run inside a private network namespace (Samba's ports are fixed):
 # ruff: noqa: F811  (pytest fixtures imported from samba_fixtures, then requested by name)
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -23,6 +27,7 @@ from hvlm.lab.wsman import CmdletFault, FaultSpec
 from tests.integration.helpers import (
     ENABLED_OLD,
     FRESH,
+    REPO,
     UNRELATED,
     WANTED,
     CliResult,
@@ -189,3 +194,34 @@ def test_apply_off_a_terminal_without_auto_approve_refuses(fleet: LabFleet) -> N
     assert fleet.writes() == []
     assert fleet.accounts() == accounts
     assert fleet.states() == START
+
+
+def test_ctrl_c_mid_apply_leaves_hosts_that_the_next_plan_describes(fleet: LabFleet) -> None:
+    """SIGINT once the first host is being written (one host at a time, slow hosts): the running
+    pipeline finishes, the rest is not started, and the next plan shows exactly what is left."""
+    fleet.fault(FaultSpec(latency_ms=150), *NAMES)
+    command = [sys.executable, "-m", "hvlm", "apply", str(fleet.manifest), "--auto-approve",
+               "--parallelism", "1"]
+    proc = subprocess.Popen(command, env=fleet.env(), cwd=REPO, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not fleet.writes() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    assert "aborted" in err or "interrupted" in err
+    fleet.clear_faults()
+
+    states = fleet.states()
+    assert sum(state == WANTED for state in states.values()) < len(NAMES), "nothing was cut"
+    for name, state in states.items():
+        assert not (state.enabled and not state.networks), f"{name} stranded: {state}"
+    assert states["RC02"].enabled
+    plan = fleet.plan()
+    assert plan.code == 2, plan
+    for name, state in states.items():
+        assert (f"host/{name}/" in plan.stdout) == (state != WANTED), (name, state, plan)
+        assert UNRELATED in fleet.account(name).values
+    assert fleet.apply().code == 0
+    assert fleet.converged()
