@@ -23,12 +23,15 @@ FQDN, compared case-insensitively as the KDC does): hvlm writes both, but an adm
 single form is enough for a migration started with that name. Delegation and protocol transition
 are judged only on pairs where both hosts use Kerberos (a pair that differs is one
 authentication-mismatch, its root cause). The network check needs the host's addresses; a host
-that did not report any is not judged.
+that did not report any is not judged. A host whose read failed because Get-VMHost does not
+exist (CommandNotFoundException: no Hyper-V module) is reported as hyperv-role-missing, not as
+host-unread.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -56,6 +59,8 @@ PLANNER_CODES = frozenset({
     "unconstrained-delegation",
 })
 _MAX_LISTED = 5
+# A read that failed because the Hyper-V cmdlets do not exist (CommandNotFoundException).
+_HYPERV_MODULE_MISSING = re.compile(r"'Get-VM\w*' is not recognized", re.IGNORECASE)
 
 
 class Mode(str, Enum):
@@ -169,6 +174,14 @@ def _view(
 
 
 def _host_unread(spec: HostSpec, error: str) -> Finding:
+    if _HYPERV_MODULE_MISSING.search(error):
+        return Finding(
+            ERROR, f"host/{spec.name}", "hyperv-role-missing",
+            f"the Hyper-V role (and its PowerShell module) is not installed on {spec.name}: "
+            "its migration settings could not be read",
+            fix="Install-WindowsFeature -Name Hyper-V -IncludeManagementTools -Restart",
+            evidence=error,
+        )
     return Finding(
         ERROR, f"host/{spec.name}", "host-unread",
         f"could not read {spec.name}: {error or 'no state was returned'}",

@@ -26,7 +26,6 @@ would make the next plan change what it did not see.
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any
@@ -355,4 +354,4 @@ def export(inventory: str, hosts: tuple[str, ...], parallelism: int) -> None:
         fleet.selected(hosts)
         observation = fleet.observe(hosts)
     document = export_document(data, manifest, observation, hosts)
-    sys.stdout.write(dump_manifest(document, inventory))
+    click.echo(dump_manifest(document, inventory), nl=False)

@@ -91,6 +91,11 @@ CASES = yaml.safe_load(r"""
   hosts: {HV02: {hyperv: false}}
   expect: [[error, host/HV02, hyperv-role-missing]]
 
+- id: hyperv-module-missing-fails-the-read
+  hosts: {HV02: {error: "HV02: read (Get-VMHost): The term 'Get-VMHost' is not recognized as the
+                         name of a cmdlet, function, script file, or operable program."}}
+  expect: [[error, host/HV02, hyperv-role-missing]]
+
 - id: role-unknown-is-not-a-finding
   hosts: {HV02: {hyperv: null}}
   expect: []
