@@ -32,7 +32,7 @@ import pytest
 from hvlm.lab import samba
 from hvlm.lab.hyperv_config import LabHostConfig, server_2022
 from hvlm.lab.pki import LabCA
-from hvlm.lab.runner import SMALL_SUBNET, Lab
+from hvlm.lab.runner import Lab
 from hvlm.lab.wsman import FaultSpec
 from tests.lab import samba_fixtures
 
@@ -100,8 +100,7 @@ def new_lab(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[NewLab]:
         dc = request.getfixturevalue("lab_dc") if directory else None
         configs = host_configs if host_configs is not None else fresh_hosts(hosts)
         lab = Lab.start(tmp_path / f"lab{len(started)}", host_configs=configs, dc=dc,
-                        directory=directory, faults=faults, latency_ms=latency_ms,
-                        subnet=SMALL_SUBNET)
+                        directory=directory, faults=faults, latency_ms=latency_ms)
         started.append(lab)
         return lab
 

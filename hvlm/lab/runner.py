@@ -128,7 +128,13 @@ class LabOptions:
         return fleet(self.hosts, migration_subnet=self.lab_subnet(), domain=LAB_DOMAIN)
 
     def lab_subnet(self) -> str:
-        return self.subnet or default_subnet(self.hosts)
+        """The manifest's migration subnet: given, else that of the first configured address."""
+        if self.subnet:
+            return self.subnet
+        for config in self.host_configs or ():
+            if config.addresses:
+                return str(config.addresses[0].interface.network)
+        return default_subnet(self.hosts)
 
     def fault_for(self, name: str) -> FaultSpec:
         spec = self.faults.get(name, FaultSpec())

@@ -295,9 +295,9 @@ def test_manifest_validates_and_targets_every_host(lab: Lab) -> None:
 def test_new_lab_builds_mixed_fleets(new_lab: NewLab, lab_dc: Any) -> None:
     a, b, c = "MX01", "MX02", "MX03"  # names no other test of the session uses
     fleet = (
-        server_2022(a, ["192.168.10.21/24"]),
-        server_2025(b, ["192.168.10.22/24"]),
-        server_2022(c, ["192.168.10.23/24"], part_of_domain=False, hyperv_installed=False),
+        server_2022(a, ["172.16.5.21/24"]),
+        server_2025(b, ["172.16.5.22/24"]),
+        server_2022(c, ["172.16.5.23/24"], part_of_domain=False, hyperv_installed=False),
     )
     lab = new_lab(host_configs=fleet, faults={b: FaultSpec(latency_ms=1)})
     assert hvlm("validate", str(lab.manifest_path)).returncode == 0
@@ -307,6 +307,9 @@ def test_new_lab_builds_mixed_fleets(new_lab: NewLab, lab_dc: Any) -> None:
     assert lab.server.fault(b).latency_ms == 1
     info = lab.info
     assert [h.in_domain for h in info.hosts] == [True, True, False]
+    assert info.subnet == "172.16.5.0/24"  # the network of the hosts' addresses
+    networks = manifest_of(lab.workdir)["defaults"]["migration"]["networks"]
+    assert networks == [{"subnet": "172.16.5.0/24", "priority": 0}]
 
 
 def _computers(dc: Any) -> set[str]:
