@@ -20,9 +20,11 @@ source) or an unordered pair `HV01<->HV02`. Codes are stable (kebab-case):
 
 Decisions: delegation toward a destination counts when EITHER name form is present (short name or
 FQDN, compared case-insensitively as the KDC does): hvlm writes both, but an administrator's
-single form is enough for a migration started with that name. Delegation and protocol transition
-are judged only on pairs where both hosts use Kerberos (a pair that differs is one
-authentication-mismatch, its root cause). The network check needs the host's addresses; a host
+single form is enough for a migration started with that name. Delegation is judged only on pairs
+where both hosts use Kerberos (a pair that differs is one authentication-mismatch, its root
+cause); a missing migration value is one error that also names a missing cifs value, a missing
+cifs value alone is a warning (storage moves only). Protocol transition is judged on the account
+of every Kerberos host. The network check needs the host's addresses; a host
 that did not report any is not judged. A host whose read failed because Get-VMHost does not
 exist (CommandNotFoundException: no Hyper-V module) is reported as hyperv-role-missing, not as
 host-unread.
