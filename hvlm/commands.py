@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import click
 
+from hvlm.check import Mode, check_fleet
 from hvlm.errors import HvlmError, PlanFileError
 from hvlm.manifest import LoadResult, load_manifest
 from hvlm.plan import Finding, Plan, dumps_plan, loads_plan, plan_to_document, stale_targets
@@ -83,6 +84,8 @@ def _observe_and_plan(
     fleet.selected(hosts)  # unknown --host names fail before any connection
     observation = fleet.observe(hosts)
     findings = [Finding.from_diagnostic(w) for w in loaded.warnings]
+    # preflight findings as the fleet will be after apply (codes the planner reports are left out)
+    findings += check_fleet(fleet.manifest, observation, selection=hosts, mode=Mode.PLANNED)
     plan = _plan_fleet(
         fleet, observation, selection=hosts, refresh_tickets=refresh_tickets, findings=findings
     )
@@ -271,10 +274,8 @@ def apply(
 
 
 def register(cli: click.Group) -> None:
+    from hvlm.check import register as register_check
+
     cli.add_command(plan)
     cli.add_command(apply)
-    try:
-        from hvlm.check import register as register_check
-    except ModuleNotFoundError:
-        return
     register_check(cli)
