@@ -195,7 +195,11 @@ class Lab:
             dc_future = pool.submit(_start_dc, workdir, ca, options) if owned_dc else None
             lab_hosts = {c.name: HyperVHost(c) for c in configs}
             server = _start_server(workdir, ca, configs, lab_hosts, options, password, dc_future)
-            dc = dc_future.result() if dc_future is not None else dc
+            try:
+                dc = dc_future.result() if dc_future is not None else dc
+            except BaseException:
+                server.stop()  # the DC did not start: leave no host listening either
+                raise
         try:
             if dc is not None:
                 _add_accounts(dc, configs)

@@ -408,3 +408,19 @@ def test_in_process_lab_stops_cleanly_and_records_itself(tmp_path: Path) -> None
     while any(_accepts(p) for p in ports) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(_accepts(p) for p in ports)
+
+
+def test_a_dc_that_cannot_start_leaves_no_host_listening(
+    private_netns: None, tmp_path: Path, request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    import socket
+
+    from hvlm.lab.samba import SambaError
+    from tests.lab.samba_fixtures import samba_template_dir
+
+    templates = samba_template_dir(request.config, tmp_path_factory)
+    with socket.create_server(("127.0.0.1", 636)) as squatter:  # someone else's LDAPS
+        with pytest.raises(SambaError, match="one DC per network namespace"):
+            Lab.start(tmp_path / "lab", hosts=2, template_dir=templates)
+        assert listening_ports() == {squatter.getsockname()[1]}
