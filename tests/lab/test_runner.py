@@ -112,8 +112,15 @@ def listening_ports() -> set[int]:
 
 
 @pytest.fixture
-def lab_dir(tmp_path: Path, private_netns: None) -> Iterator[Path]:
+def lab_dir(tmp_path: Path, private_netns: None, monkeypatch: pytest.MonkeyPatch,
+            request: pytest.FixtureRequest,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A directory for `hvlm lab up` in a private network namespace; always `down` at the end."""
+    from tests.lab.samba_fixtures import samba_template_dir
+
+    # provisioned domains cached with pytest's, not in ~/.cache
+    templates = samba_template_dir(request.config, tmp_path_factory)
+    monkeypatch.setenv("HVLM_SAMBA_TEMPLATES", str(templates))
     workdir = tmp_path / "lab"
     try:
         yield workdir
