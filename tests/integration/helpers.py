@@ -106,6 +106,7 @@ class ManifestOptions:
     timeouts: tuple[float, float, float] = (2, 3, 2)  # connect, read, operation seconds
     ldap_port: int = 636
     ldap_timeout: int = 3
+    ldap_ca: Path | None = None  # None: the DC's CA
 
 
 @dataclass
@@ -235,7 +236,8 @@ def manifest_text(fleet: LabFleet, o: ManifestOptions) -> str:
         "apiVersion: hvlm/v1", "kind: LiveMigrationConfig", "metadata: {name: lab-tests}",
         "directory:", f"  domain: {DOMAIN}",
         f"  servers: [{{url: 'ldaps://dc1.{DOMAIN}:{o.ldap_port}', address: 127.0.0.1}}]",
-        "  auth: simple", f"  certValidation: {fleet.dc.ca_path}", f"  baseDN: '{fleet.dc.base_dn}'",
+        "  auth: simple", f"  certValidation: {o.ldap_ca or fleet.dc.ca_path}",
+        f"  baseDN: '{fleet.dc.base_dn}'",
         f"  timeoutSeconds: {o.ldap_timeout}",
         "connection:", "  transport: https", "  auth: basic", f"  certValidation: {ca}",
         f"  retries: {o.retries}",
@@ -363,10 +365,17 @@ def _operation(message: bytes) -> int:
 
 
 class LdapFaultProxy:
-    """`with LdapFaultProxy(dc, ca, workdir) as proxy: ...proxy.port...; proxy.fault = ...`."""
+    """`with LdapFaultProxy(dc, workdir) as proxy: ...proxy.port...; proxy.fault = ...`.
 
-    def __init__(self, dc: SambaDC, ca: LabCA, workdir: Path) -> None:
+    Its certificate comes from a CA of its own; `ca_bundle` (that CA + the DC's) is what a
+    manifest reaching the DC through the proxy validates against.
+    """
+
+    def __init__(self, dc: SambaDC, workdir: Path) -> None:
+        ca = LabCA.create(workdir / "ca", "hvlm test LDAP proxy CA")
         cert = ca.issue(workdir, "ldap-proxy", [f"dc1.{DOMAIN}"], ["127.0.0.1"])
+        self.ca_bundle = workdir / "ca-bundle.pem"
+        self.ca_bundle.write_bytes(dc.ca_path.read_bytes() + ca.cert_path.read_bytes())
         self._server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self._server_tls.load_cert_chain(cert.cert_path, cert.key_path)
         self._client_tls = ssl.create_default_context(cafile=str(dc.ca_path))

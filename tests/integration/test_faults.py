@@ -21,10 +21,10 @@ Run inside a private network namespace (Samba's ports are fixed):
     tests/isolated.sh .venv/bin/python -m pytest tests/integration/test_faults.py -q
 """
 
-# ruff: noqa: F811  (pytest fixtures imported from samba_fixtures, then requested by name)
 from __future__ import annotations
 
 import enum
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -34,7 +34,6 @@ from dataclasses import dataclass
 import pytest
 
 from hvlm.lab.hyperv_config import MigrationState
-from hvlm.lab.pki import LabCA
 from hvlm.lab.samba import SambaDC
 from hvlm.lab.wsman import CmdletFault, FaultSpec
 from tests.integration.helpers import (
@@ -53,12 +52,7 @@ from tests.integration.helpers import (
     fault_after,
     lab_fleet,
 )
-from tests.lab.samba_fixtures import (  # noqa: F401  (fixtures)
-    OPERATOR,
-    OPERATOR_PASSWORD,
-    samba_ca,
-    samba_dc,
-)
+from tests.lab.samba_fixtures import OPERATOR, OPERATOR_PASSWORD
 
 pytestmark = [pytest.mark.lab, pytest.mark.samba]
 NAMES = ("FS01", "FS02", "FS03")
@@ -83,8 +77,11 @@ class Phase(enum.Enum):
     VERIFY = "verify"
 
 
-# The step hvlm names in its one-line error (host: step: message), by phase.
-STEPS = {Phase.READ: ("connect", "read"), Phase.WRITE: ("apply",), Phase.VERIFY: ("read",)}
+# The step hvlm names in its one-line error ("HOST: step: message"), by phase: a write names the
+# cmdlet that failed when it knows it.
+WRITE_STEPS = ("apply", "Add-VMMigrationNetwork", "Enable-VMMigration", "Set-VMHost",
+               "Remove-VMMigrationNetwork")
+STEPS = {Phase.READ: ("connect", "read"), Phase.WRITE: WRITE_STEPS, Phase.VERIFY: ("read",)}
 # Which request of a host (counted from 1) the fault starts after; None: from the first.
 AFTER = {Phase.READ: None, Phase.WRITE: BEFORE_WRITE, Phase.VERIFY: BEFORE_VERIFY}
 # The cmdlet that carries a cmdlet-scoped fault (500, error) in each phase.
@@ -107,17 +104,18 @@ def fault_spec(fault: Fault, phase: Phase) -> FaultSpec:
 
 
 @pytest.fixture(scope="module")
-def lab(samba_dc: SambaDC, samba_ca: LabCA,
-        tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LabFleet, LdapFaultProxy]]:
+def fault_lab(lab_dc: SambaDC,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LabFleet, LdapFaultProxy]]:
+    """FS01..FS03 on the session's DC (tests/conftest.py), and an LDAP fault proxy to it."""
     workdir = tmp_path_factory.mktemp("faults")
-    with lab_fleet(samba_dc, workdir, NAMES) as fleet, \
-            LdapFaultProxy(samba_dc, samba_ca, workdir / "proxy") as proxy:
+    with lab_fleet(lab_dc, workdir, NAMES) as fleet, \
+            LdapFaultProxy(lab_dc, workdir / "proxy") as proxy:
         yield fleet, proxy
 
 
 @pytest.fixture
-def fleet(lab: tuple[LabFleet, LdapFaultProxy]) -> LabFleet:
-    fleet, proxy = lab
+def fleet(fault_lab: tuple[LabFleet, LdapFaultProxy]) -> LabFleet:
+    fleet, proxy = fault_lab
     proxy.fault = LdapFault.NONE
     fleet.reset(START)
     fleet.ldap_user, fleet.ldap_password = "Administrator@LAB.EXAMPLE", fleet.dc.config.admin_password
@@ -127,11 +125,11 @@ def fleet(lab: tuple[LabFleet, LdapFaultProxy]) -> LabFleet:
 
 
 @pytest.fixture
-def proxy(lab: tuple[LabFleet, LdapFaultProxy], fleet: LabFleet) -> LdapFaultProxy:
+def proxy(fault_lab: tuple[LabFleet, LdapFaultProxy], fleet: LabFleet) -> LdapFaultProxy:
     """The fleet's manifest now reaches the DC through the fault proxy."""
-    _, proxy = lab
+    _, proxy = fault_lab
     fleet.write_manifest(ManifestOptions(retries=0, timeouts=FAST.timeouts, ldap_timeout=2,
-                                         ldap_port=proxy.port))
+                                         ldap_port=proxy.port, ldap_ca=proxy.ca_bundle))
     return proxy
 
 
@@ -152,8 +150,8 @@ def check_invariants(fleet: LabFleet, before: dict[str, MigrationState]) -> None
 def check_failure_named(result: CliResult, names: tuple[str, ...], steps: tuple[str, ...]) -> None:
     assert result.code == 1, result
     assert "Traceback" not in result.output, result
-    for name in names:
-        assert any(f"{name}: {step}:" in result.output for step in steps), (name, steps, result)
+    named = re.compile(rf"({'|'.join(names)}): ({'|'.join(map(re.escape, steps))})\b")
+    assert {m.group(1) for m in named.finditer(result.output)} == set(names), (steps, result)
 
 
 def check_next_apply_converges(fleet: LabFleet) -> None:
@@ -190,6 +188,8 @@ def test_host_fault(fleet: LabFleet, fault: Fault, phase: Phase) -> None:
         assert result.code == 1, result
         assert all(f"{n}: verification read failed" in result.output for n in FAULTED), result
     check_failure_named(result, FAULTED, STEPS[phase])
+    if fault is Fault.ERROR:  # the host's own message, and which cmdlet said it
+        assert INJECTED in result.output and CMDLET[phase] in result.output, result
     assert fleet.state(HEALTHY) == WANTED
     if phase is Phase.READ:  # an unread host is never written
         assert fleet.states()["FS01"] == FRESH and fleet.states()["FS02"] == ENABLED_OLD

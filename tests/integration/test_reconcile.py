@@ -9,7 +9,6 @@ Run inside a private network namespace (Samba's ports are fixed):
     tests/isolated.sh .venv/bin/python -m pytest tests/integration/test_reconcile.py -q
 """
 
-# ruff: noqa: F811  (pytest fixtures imported from samba_fixtures, then requested by name)
 from __future__ import annotations
 
 import signal
@@ -37,7 +36,6 @@ from tests.integration.helpers import (
     lower,
     values_toward,
 )
-from tests.lab.samba_fixtures import samba_ca, samba_dc  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.lab, pytest.mark.samba]
 NAMES = ("RC01", "RC02", "RC03")
@@ -47,22 +45,23 @@ MAX_REQUESTS_READ_ONLY = 5
 
 
 @pytest.fixture(scope="module")
-def lab(samba_dc: SambaDC, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabFleet]:
-    with lab_fleet(samba_dc, tmp_path_factory.mktemp("reconcile"), NAMES) as fleet:
+def reconcile_lab(lab_dc: SambaDC, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabFleet]:
+    """RC01..RC03 on the session's DC (tests/conftest.py's lab_dc)."""
+    with lab_fleet(lab_dc, tmp_path_factory.mktemp("reconcile"), NAMES) as fleet:
         yield fleet
 
 
 @pytest.fixture
-def fleet(lab: LabFleet) -> LabFleet:
+def fleet(reconcile_lab: LabFleet) -> LabFleet:
     """The module's fleet back to its starting point: RC02 enabled on an old network only.
 
     The CLI runs in this process (hvlm.cli.main: same exit codes and output, no interpreter
     start-up); tests of the process contract itself switch to subprocesses.
     """
-    lab.reset(START)
-    lab.write_manifest()
-    lab.in_process = True
-    return lab
+    reconcile_lab.reset(START)
+    reconcile_lab.write_manifest()
+    reconcile_lab.in_process = True
+    return reconcile_lab
 
 
 def failed_lines(result: CliResult) -> list[str]:
