@@ -260,6 +260,14 @@ def test_a_transient_drop_is_retried_and_the_apply_succeeds(fleet: LabFleet) -> 
 
 
 def test_two_applies_at_the_same_time_both_converge_and_lose_nothing(fleet: LabFleet) -> None:
+    """Two processes plan the same changes (both read before either writes) and both write them.
+
+    What makes both succeed, as observed: the hosts take the second copy of each step as a
+    no-op (an existing network is "already exists": done; the rest of that pipeline runs again),
+    LDAP value additions meet attributeOrValueExists (done), and the guarded userAccountControl
+    write of the later process fails its delete of the old value, re-reads and finds nothing
+    left to do. So both exit 0, and a third run plans nothing and writes nothing.
+    """
     before = fleet.states()
     command = [sys.executable, "-m", "hvlm", "--log-format", "json", "apply",
                str(fleet.manifest), "--auto-approve"]
