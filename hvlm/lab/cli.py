@@ -4,6 +4,7 @@ Part of the lab; `hvlm.cli` calls `register(cli)` when the lab's extra is instal
 are thin: `runner_process.py` does the work, `runner_files.py` documents the files.
 
     hvlm lab up --dir DIR [--hosts N] [--latency-ms L] [--faults FILE] [--no-directory]
+                [--transport https|http] [--timeout S]
         Starts the lab in the background; returns once every part answers. Writes DIR/lab.json
         (endpoints, PIDs, CA path, control URL), DIR/manifest.yaml (passes `hvlm validate`) and
         DIR/env (export lines: HVLM_WINRM_USER, HVLM_WINRM_PASSWORD, HVLM_LDAP_USER,
@@ -50,19 +51,25 @@ def lab() -> None:
                                                          path_type=Path),
               help="YAML/JSON: {HOST: {latency_ms, drop_after_requests, hang, ...}}.")
 @click.option("--no-directory", is_flag=True, help="No Samba DC (no Kerberos in the manifest).")
+@click.option("--transport", type=click.Choice(["https", "http"]), default="https",
+              show_default=True,
+              help="https: Basic over TLS (lab CA); http: NTLM with message encryption.")
 @click.option("--timeout", type=click.FloatRange(1, 3600), default=300.0, show_default=True,
               help="Seconds to wait for every part to answer.")
 def up(workdir: Path, count: int, latency_ms: float, faults_file: Path | None,
-       no_directory: bool, timeout: float) -> None:
+       no_directory: bool, transport: str, timeout: float) -> None:
     """Start a lab in the background; return when every part answers."""
     from hvlm.lab.runner import LabOptions
     from hvlm.lab.runner_files import LabError, load_faults
     from hvlm.lab.runner_process import spawn
+    from hvlm.lab.wsman import Transport
 
     try:
         faults = load_faults(faults_file) if faults_file else {}
         options = LabOptions(hosts=count, latency_ms=latency_ms, faults=faults,
-                             directory=not no_directory)
+                             directory=not no_directory,
+                             transport=Transport.HTTPS_BASIC if transport == "https"
+                             else Transport.HTTP_NEGOTIATE)
         started = spawn(workdir, options, timeout)
     except LabError as exc:
         raise click.ClickException(str(exc)) from exc

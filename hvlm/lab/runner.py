@@ -25,8 +25,10 @@ What a lab is, by default (`hosts=N`): hosts HV01..HVnn (HV001.. from 100 hosts)
 2022, in the domain lab.example, fresh (migration disabled, CredSSP, Compression, 2/2, no networks),
 each owning .11, .12... in 192.168.10.0/24 (10.10.0.0/16 beyond 244 hosts), Basic over HTTPS with a
 certificate from the lab CA (DIR/ca.pem), one port each on 127.0.0.1; user `labadmin` with a random
-password. With the directory: a Samba DC for LAB.EXAMPLE (DIR/dc) holding a computer account for
-every host in the domain, created as Windows would (enabled, dNSHostName, HOST/ and migration SPNs).
+password (`transport=Transport.HTTP_NEGOTIATE`: plain HTTP, NTLM with message encryption
+instead; the manifest then says transport http, auth ntlm). With the directory: a Samba DC for
+LAB.EXAMPLE (DIR/dc) holding a computer account for every host in the domain, created as Windows
+would (enabled, dNSHostName, HOST/ and migration SPNs).
 `host_configs` replaces the default hosts (mixed fleets: `server_2025(...)`, `part_of_domain=False`
 -> no computer account, `hyperv_installed=False`...); `dc=` reuses a running DC instead of
 starting one (the lab then neither provisions nor stops it; accounts that exist are left alone).
@@ -79,9 +81,9 @@ from hvlm.lab.runner_files import (
     write_info,
     write_manifest,
 )
-from hvlm.lab.wsman import Credentials, FaultSpec, LabEndpointConfig, LabServer
+from hvlm.lab.wsman import Credentials, FaultSpec, LabEndpointConfig, LabServer, Transport
 
-__all__ = ["Lab", "LabError", "LabOptions", "default_subnet", "directory_stats"]
+__all__ = ["Lab", "LabError", "LabOptions", "Transport", "default_subnet", "directory_stats"]
 
 WINRM_USER = "labadmin"
 LDAP_USER = f"Administrator@{LAB_DOMAIN}"
@@ -117,6 +119,7 @@ class LabOptions:
     template_dir: Path | None = None
     winrm_user: str = WINRM_USER
     winrm_password: str | None = None  # None: a random one
+    transport: Transport = Transport.HTTPS_BASIC
 
     def configs(self) -> tuple[LabHostConfig, ...]:
         if self.host_configs is not None:
@@ -171,6 +174,7 @@ class Lab:
         ca: LabCA | None = None,
         subnet: str | None = None,
         template_dir: Path | None = None,
+        transport: Transport = Transport.HTTPS_BASIC,
         mode: str = "in-process",
     ) -> Lab:
         """Start every part; returns when all answer. `dc` reuses a running DC (not stopped)."""
@@ -178,7 +182,7 @@ class Lab:
             hosts=hosts, latency_ms=latency_ms, faults=dict(faults or {}),
             directory=directory or dc is not None,
             host_configs=tuple(host_configs) if host_configs is not None else None,
-            subnet=subnet, template_dir=template_dir,
+            subnet=subnet, template_dir=template_dir, transport=transport,
         )
         return cls.start_with(Path(workdir), options, dc=dc, ca=ca, mode=mode)
 
@@ -330,7 +334,7 @@ def _start_server(workdir: Path, ca: LabCA, configs: Sequence[LabHostConfig],
                   dc_future: Future[samba.SambaDC] | None) -> LabServer:
     credentials = Credentials(options.winrm_user, password)
     endpoints = [
-        LabEndpointConfig(c.name, hosts[c.name], credentials, fqdn=_fqdn(c),
+        LabEndpointConfig(c.name, hosts[c.name], credentials, options.transport, fqdn=_fqdn(c),
                           faults=options.fault_for(c.name))
         for c in configs
     ]

@@ -227,7 +227,10 @@ def manifest_document(info: LabInfo) -> dict[str, Any]:
             "certValidation": info.directory.ca,
         }
         defaults["delegation"] = {"services": ["migration", "cifs"], "protocolTransition": True}
-    doc["connection"] = {"transport": "https", "auth": "basic", "certValidation": info.ca}
+    if all(h.scheme == "http" for h in info.hosts):  # NTLM with message encryption
+        doc["connection"] = {"transport": "http", "auth": "ntlm"}
+    else:
+        doc["connection"] = {"transport": "https", "auth": "basic", "certValidation": info.ca}
     doc["defaults"] = defaults
     doc["hosts"] = [{"name": h.name, "fqdn": h.fqdn, "address": h.address} for h in info.hosts]
     if len(names) >= 2:

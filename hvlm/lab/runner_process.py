@@ -54,6 +54,7 @@ from hvlm.lab.runner_files import (
     read_env,
     read_info,
 )
+from hvlm.lab.wsman import Transport
 from hvlm.lab.wsman_control import LabControlClient
 from hvlm.lab.wsman_faults import FaultSpec
 
@@ -70,12 +71,13 @@ _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 def start_process(workdir: Path, *, hosts: int = 3, latency_ms: float = 0.0,
                   faults: dict[str, FaultSpec] | None = None, directory: bool = True,
                   host_configs: Any = None, subnet: str | None = None,
-                  template_dir: Path | None = None, timeout: float = 300.0) -> LabProcess:
+                  template_dir: Path | None = None, transport: Transport = Transport.HTTPS_BASIC,
+                  timeout: float = 300.0) -> LabProcess:
     """Start a lab in a background process; return once every part answers."""
     options = LabOptions(
         hosts=hosts, latency_ms=latency_ms, faults=dict(faults or {}), directory=directory,
         host_configs=tuple(host_configs) if host_configs is not None else None,
-        subnet=subnet, template_dir=template_dir,
+        subnet=subnet, template_dir=template_dir, transport=transport,
     )
     return spawn(Path(workdir), options, timeout)
 

@@ -431,3 +431,23 @@ def test_a_dc_that_cannot_start_leaves_no_host_listening(
         with pytest.raises(SambaError, match="one DC per network namespace"):
             Lab.start(tmp_path / "lab", hosts=2, template_dir=templates)
         assert listening_ports() == {squatter.getsockname()[1]}
+
+
+def test_http_ntlm_lab_with_message_encryption(tmp_path: Path) -> None:
+    from hvlm.lab.runner import Transport
+
+    with Lab.start(tmp_path / "lab", hosts=2, directory=False,
+                   transport=Transport.HTTP_NEGOTIATE) as lab:
+        manifest = manifest_of(lab.workdir)
+        assert manifest["connection"] == {"transport": "http", "auth": "ntlm"}
+        assert hvlm("validate", "--strict", str(lab.manifest_path)).returncode == 0
+        address, port = host_entry(manifest, "HV02")
+        wsman = WSMan(address, port=port, ssl=False, auth="ntlm", encryption="always",
+                      username=lab.env["HVLM_WINRM_USER"], password=lab.env["HVLM_WINRM_PASSWORD"],
+                      no_proxy=True)
+        with RunspacePool(wsman) as pool:
+            ps = PowerShell(pool)
+            ps.add_cmdlet("Get-VMHost")
+            (vmhost,) = ps.invoke()
+        assert vmhost.adapted_properties["MaximumVirtualMachineMigrations"] == 2
+        assert lab.server.stats("HV02")["http_status"]["200"] >= 4
