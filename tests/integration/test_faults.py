@@ -263,10 +263,11 @@ def test_two_applies_at_the_same_time_both_converge_and_lose_nothing(fleet: LabF
     """Two processes plan the same changes (both read before either writes) and both write them.
 
     What makes both succeed, as observed: the hosts take the second copy of each step as a
-    no-op (an existing network is "already exists": done; the rest of that pipeline runs again),
-    LDAP value additions meet attributeOrValueExists (done), and the guarded userAccountControl
-    write of the later process fails its delete of the old value, re-reads and finds nothing
-    left to do. So both exit 0, and a third run plans nothing and writes nothing.
+    no-op (an existing network is "already exists": done; the rest of that pipeline runs again);
+    the later process's modify of an account (value additions plus the guarded userAccountControl
+    delete-old/add-new) fails as a whole with attributeOrValueExists or noSuchAttribute, and hvlm
+    re-reads the account and finds nothing left to do. So both exit 0, and a third run plans
+    nothing and writes nothing.
     """
     before = fleet.states()
     command = [sys.executable, "-m", "hvlm", "--log-format", "json", "apply",
