@@ -10,6 +10,8 @@ Python API (in-process: the hosts are served by a thread of the calling process)
 
     lab = Lab.start(workdir, hosts=3, latency_ms=0, faults={"HV02": FaultSpec(hang=True)},
                     directory=True, host_configs=None)
+    # more keywords: dc=SambaDC (reuse a running DC), ca=LabCA, subnet="192.168.10.0/24",
+    # template_dir=Path (provisioned-domain cache), transport=Transport.HTTP_NEGOTIATE
     lab.manifest_path      # DIR/manifest.yaml (passes `hvlm validate`)
     lab.env                # {"HVLM_WINRM_USER": ..., "HVLM_LDAP_PASSWORD": ..., "KRB5_CONFIG": ...}
     lab.server             # the LabServer: endpoint(name), stats(name), set_fault(name, spec)
