@@ -41,7 +41,23 @@ class Diagnostic:
         where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
         prefix = f"{where}: {self.path}: " if self.path else f"{where}: "
         tag = "" if self.severity is Severity.ERROR else "warning: "
-        return f"{prefix}{tag}{self.message}"
+        return inert(f"{prefix}{tag}{self.message}")
+
+
+def inert(text: str) -> str:
+    """Text from an input file made safe for a terminal and one line: control characters (C0, DEL,
+    C1: ANSI escapes), bidi overrides and line breaks are shown as escapes, never interpreted."""
+    return "".join(_escape(c) if _unsafe(c) else c for c in text)
+
+
+def _unsafe(char: str) -> bool:
+    code = ord(char)
+    return code < 32 or 127 <= code < 160 or 0x2028 <= code <= 0x202E or 0x2066 <= code <= 0x2069
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 256 else f"\\u{code:04x}"
 
 
 class HvlmError(Exception):

@@ -73,6 +73,11 @@ class _Located:
         line, col = positions.get(probe, (0, 0))
         self.items.append(Diagnostic(severity, message, self.file, line, col, format_path(path)))
 
+    def has_error(self, path: Path) -> bool:
+        """Did an earlier pass already report this very value? (one problem, one line)"""
+        where = format_path(path)
+        return any(d.path == where and d.severity is Severity.ERROR for d in self.items)
+
     def sorted(self) -> list[Diagnostic]:
         return sorted(self.items, key=lambda d: (d.line, d.column))
 
@@ -112,6 +117,7 @@ def parse_manifest(raw: bytes, file: str = "<input>") -> LoadResult:
 
 def _kind(value: Any) -> str:
     return {
+        dict: "a mapping",
         list: "a list",
         str: "a string",
         int: "a number",
@@ -170,7 +176,7 @@ def _explain(error: jsonschema.ValidationError, path: Path) -> Iterator[tuple[Pa
                 hint = (
                     f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(allowed)})"
                 )
-                yield path + (key,), f"unknown field '{key}'{hint}", True
+                yield path + (key,), f"unknown field {_short(key)}{hint}", True
         return
     if kind == "required":
         yield path, f"missing required field {error.message.split(' is a required')[0]}", False
@@ -205,8 +211,22 @@ def _explain(error: jsonschema.ValidationError, path: Path) -> Iterator[tuple[Pa
             f"{_short(error.instance)} is out of range ({kind} {error.validator_value})",
             False,
         )
+    elif kind in _SIZE_RULES:
+        yield path, _SIZE_RULES[kind].format(n=error.validator_value), False
+    elif isinstance(error.instance, (dict, list)):
+        yield path, f"{_kind(error.instance)} that fails the '{kind}' rule of the schema", False
     else:
-        yield path, error.message[:200], False
+        yield path, f"{_short(error.instance)} fails the '{kind}' rule of the schema", False
+
+
+_SIZE_RULES = {
+    "minItems": "must have at least {n} item(s)",
+    "maxItems": "must have at most {n} items",
+    "uniqueItems": "has duplicate items",
+    "minLength": "must be at least {n} character(s)",
+    "maxLength": "must be at most {n} characters",
+    "minProperties": "must have at least {n} field(s)",
+}
 
 
 def _type_name(value: Any) -> str:
@@ -222,6 +242,11 @@ def _type_name(value: Any) -> str:
 
 
 def _short(value: Any) -> str:
+    """A value for a message: scalars shortened; containers only named (they may hold secrets)."""
+    if isinstance(value, (dict, list)):
+        return _kind(value)
+    if isinstance(value, int) and abs(value) > 10**30:
+        return f"a {len(str(abs(value))) if abs(value) < 10**4000 else 'huge'}-digit number"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -304,7 +329,9 @@ def _check_host(
 ) -> None:
     base: Path = ("hosts", i)
     name = host["name"]
-    if problem := _netbios_problem(name):
+    if diag.has_error((*base, "name")):
+        pass
+    elif problem := _netbios_problem(name):
         diag.add(base + ("name",), problem)
     elif name.upper() in seen:
         diag.add(
@@ -314,7 +341,12 @@ def _check_host(
         )
     else:
         seen[name.upper()] = i
-    if "fqdn" in host and (problem := dns_name_problem(host["fqdn"])):
+    fqdn_path = (*base, "fqdn")
+    if (
+        "fqdn" in host
+        and not diag.has_error(fqdn_path)
+        and (problem := dns_name_problem(host["fqdn"]))
+    ):
         diag.add(base + ("fqdn",), problem)
     if "fqdn" not in host and domain is None:
         diag.add(base, "no fqdn and no directory.domain to derive it from")

@@ -8,6 +8,7 @@ not gigabytes), duplicate keys detected (PyYAML silently keeps the last one), no
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,9 +33,10 @@ class Loaded:
 
 
 class _TooBig(Exception):
-    def __init__(self, message: str, mark: yaml.Mark | None) -> None:
+    def __init__(self, message: str, mark: yaml.Mark | None, path: Path = ()) -> None:
         super().__init__(message)
         self.mark = mark
+        self.path = path
 
 
 def format_path(path: Path) -> str:
@@ -43,7 +45,8 @@ def format_path(path: Path) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += f".{part}" if out else part
+            key = part if len(part) <= 60 else part[:57] + "..."
+            out += f".{key}" if out else key
     return out
 
 
@@ -54,7 +57,13 @@ def _error(file: str, message: str, mark: yaml.Mark | None = None, path: Path = 
 
 def _decode(raw: bytes, file: str) -> tuple[str | None, Diagnostic | None]:
     if len(raw) > MAX_BYTES:
-        return None, _error(file, f"file is {len(raw)} bytes; the limit is {MAX_BYTES}")
+        return None, Diagnostic(
+            Severity.ERROR, f"file is {len(raw)} bytes; the limit is {MAX_BYTES}", file, 1, 1
+        )
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return None, Diagnostic(
+            Severity.ERROR, "file is UTF-16 (byte order mark): save it as UTF-8", file, 1, 1
+        )
     if b"\x00" in raw:
         line = raw[: raw.index(b"\x00")].count(b"\n") + 1
         return None, Diagnostic(
@@ -75,10 +84,17 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader whose composer refuses deep nesting before recursing into it."""
 
     depth = 0
+    composed = 0
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         self.depth += 1
+        self.composed += 1
         try:
+            if self.composed > MAX_NODES:
+                raise _TooBig(
+                    f"document has more than {MAX_NODES} nodes",
+                    self.peek_event().start_mark,  # type: ignore[no-untyped-call]
+                )
             if self.depth > MAX_DEPTH:
                 raise _TooBig(
                     f"nesting deeper than {MAX_DEPTH} levels",
@@ -125,13 +141,31 @@ class _Builder:
             return self._mapping(node, path, depth)
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
-        return self.loader.construct_object(node)
+        return self._scalar(node, path)
+
+    def _scalar(self, node: yaml.Node, path: Path) -> Any:
+        try:
+            value = self.loader.construct_object(node)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"cannot read {node.tag.rsplit(':', 1)[-1]} value ({exc})"[:200],
+                node.start_mark,
+            ) from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise _TooBig("not a finite number", node.start_mark, path)
+        if isinstance(value, int) and value.bit_length() > 64:
+            raise _TooBig("number too large (more than 64 bits)", node.start_mark, path)
+        return value
 
     def _mapping(self, node: yaml.MappingNode, path: Path, depth: int) -> dict[str, Any]:
         self.loader.flatten_mapping(node)  # YAML merge keys (<<)
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = self.loader.construct_object(key_node)
+            key = self._scalar(key_node, path)
             if not isinstance(key, str):
                 raise yaml.constructor.ConstructorError(
                     None, None, f"mapping keys must be strings, found {key!r}", key_node.start_mark
@@ -147,20 +181,40 @@ class _Builder:
         return out
 
 
+def _reader_error(file: str, text: str, exc: yaml.YAMLError) -> Diagnostic:
+    position = getattr(exc, "position", None)
+    if not isinstance(position, int):
+        return _error(file, f"YAML: {exc}".splitlines()[0])
+    line = text.count("\n", 0, position) + 1
+    column = position - (text.rfind("\n", 0, position) + 1) + 1
+    character = getattr(exc, "character", "?")
+    code = ord(character) if isinstance(character, str) and character else 0
+    return Diagnostic(
+        Severity.ERROR, f"control character U+{code:04X} is not allowed in YAML", file, line, column
+    )
+
+
 def load_yaml(raw: bytes, file: str) -> tuple[Loaded | None, list[Diagnostic]]:
     """Parse one YAML document. Returns data or the located errors (never raises on bad input)."""
     text, problem = _decode(raw, file)
     if problem is not None or text is None:
         return None, [problem] if problem else []
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.YAMLError as exc:  # the reader refuses some characters up front
+        return None, [_reader_error(file, text, exc)]
     try:
         node = loader.get_single_node()
         if node is None:
-            return None, [_error(file, "empty document: expected a manifest mapping")]
+            return None, [
+                Diagnostic(
+                    Severity.ERROR, "empty document: expected a manifest mapping", file, 1, 1
+                )
+            ]
         builder = _Builder(loader)
         data = builder.build(node, (), 0)
     except _TooBig as exc:
-        return None, [_error(file, str(exc), exc.mark)]
+        return None, [_error(file, str(exc), exc.mark, exc.path)]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
