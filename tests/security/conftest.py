@@ -5,8 +5,10 @@ Hyper-V hosts over real WSMan/PSRP) next to the session's Samba AD DC (tests.lab
 one DC per process, so run under `tests/isolated.sh`), and runs the real CLI as a subprocess
 (`python -m hvlm`), so every byte hvlm writes (stdout, stderr, files) can be inspected.
 
-- `hvlm(args, env, cwd)` -> `Run` (bytes, exit code); `clean_env(**extra)` is os.environ without
-  any HVLM_* or Kerberos variable, plus `extra`: what hvlm sees is exactly what a test gives it.
+- `hvlm(args, env, cwd)` -> `Run` (bytes, exit code); `hvlm_all([...])` runs independent ones
+  at once; `clean_env(**extra)` is os.environ without any HVLM_*, KRB5* or NTLM variable, plus
+  `extra`: what hvlm sees is exactly what a test gives it. `hvlm(..., hosts_file=F)` runs it in a
+  private mount namespace where F is /etc/hosts (lab names resolve to 127.0.0.1 for hvlm only).
 - `manifest(...)` writes a manifest (YAML) for lab hosts; `LabHost` says how one host is reached.
 - `domain_admin(dc, name, password)` creates a dedicated Domain Admins member (the right to
   write delegation), so a test can own a unique, known secret.
@@ -19,7 +21,9 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,13 +56,15 @@ class Run:
     returncode: int
     stdout: bytes
     stderr: bytes
+    seconds: float = 0.0  # wall time (diagnostics only: no test asserts on it)
 
     @property
     def text(self) -> str:
         """stdout and stderr, decoded, for assertion messages."""
         out = self.stdout.decode(errors="replace")
         err = self.stderr.decode(errors="replace")
-        return f"$ hvlm {' '.join(self.args)} -> {self.returncode}\n{out}\n{err}"
+        head = f"$ hvlm {' '.join(self.args)} -> {self.returncode} ({self.seconds:.1f} s)"
+        return f"{head}\n{out}\n{err}"
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -85,6 +91,7 @@ def hvlm(
     if hosts_file is not None:
         script = 'mount --bind "$0" /etc/hosts && exec "$@"'
         argv = ["unshare", "--mount", "sh", "-c", script, str(hosts_file), *argv]
+    started = time.monotonic()
     proc = subprocess.run(
         argv,
         env=dict(env),
@@ -94,7 +101,14 @@ def hvlm(
         timeout=timeout,
         check=False,
     )
-    return Run(tuple(args), proc.returncode, proc.stdout, proc.stderr)
+    seconds = time.monotonic() - started
+    return Run(tuple(args), proc.returncode, proc.stdout, proc.stderr, seconds)
+
+
+def hvlm_all(calls: Sequence[tuple[Sequence[str], Mapping[str, str], Path]]) -> list[Run]:
+    """Independent runs at once (each `hvlm(args, env, cwd)`), results in the calls' order."""
+    with ThreadPoolExecutor(max_workers=len(calls) or 1) as pool:
+        return list(pool.map(lambda call: hvlm(*call), calls))
 
 
 @dataclass(frozen=True)

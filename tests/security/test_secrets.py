@@ -29,6 +29,7 @@ from tests.security.conftest import (
     domain_admin,
     host_entry,
     hvlm,
+    hvlm_all,
     lab_host,
     manifest,
     unique_secret,
@@ -198,23 +199,27 @@ def selection(names: Sequence[str]) -> list[str]:
 def test_plan_check_apply_write_no_secret(secret_lab: SecretLab, fmt: str, tmp_path: Path) -> None:
     env, m, only = secret_lab.env(tmp_path), str(secret_lab.manifest), selection(HOSTS_OF[fmt])
     plan_file = str(tmp_path / "plan.json")
-    out = "json" if fmt == "json" else "human"
-    runs = [
-        hvlm(
-            [*logs(fmt), "plan", m, "--out", plan_file, "--detailed-exitcode", *only], env, tmp_path
-        ),
-        hvlm([*logs(fmt), "check", m, "--format", out, *only], env, tmp_path),
-        hvlm([*logs(fmt), "apply", plan_file, "--auto-approve", "--format", out], env, tmp_path),
-        hvlm(
-            [*logs(fmt), "plan", m, "--format", "markdown", "--detailed-exitcode", *only],
-            env,
-            tmp_path,
-        ),
-    ]
-    assert runs[0].returncode == 2, runs[0].text  # changes to make
-    assert runs[1].returncode in (0, 1), runs[1].text  # findings or none: not a crash
-    assert [runs[2].returncode, runs[3].returncode] == [0, 0], runs[2].text + runs[3].text
+    out = "json" if fmt == "json" else "markdown"
+    plan, check = hvlm_all(
+        [
+            (
+                [*logs(fmt), "plan", m, "--out", plan_file, "--detailed-exitcode", *only],
+                env,
+                tmp_path,
+            ),
+            (
+                [*logs(fmt), "check", m, "--format", out.replace("markdown", "human"), *only],
+                env,
+                tmp_path,
+            ),
+        ]
+    )
+    apply = hvlm([*logs(fmt), "apply", plan_file, "--auto-approve", "--format", out], env, tmp_path)
+    assert plan.returncode == 2, plan.text  # changes to make
+    assert check.returncode in (0, 1), check.text  # findings or none: not a crash
+    assert apply.returncode == 0, apply.text
     assert (tmp_path / "plan.json").stat().st_size > 0
+    runs = [plan, check, apply]
     assert_debug_logs(runs, fmt, HOSTS_OF[fmt])
     assert_nothing_leaked(tmp_path, runs, secret_lab.secrets)
 
@@ -242,11 +247,13 @@ def mentions_auth(run: Run) -> bool:
 def test_wrong_winrm_password_writes_no_secret(secret_lab: SecretLab, tmp_path: Path) -> None:
     env = secret_lab.env(tmp_path, HVLM_WINRM_PASSWORD=secret_lab.wrong_winrm_password)
     m = str(secret_lab.manifest)
-    runs = [
-        hvlm([*logs("json"), "plan", m, "--out", str(tmp_path / "plan.json")], env, tmp_path),
-        hvlm([*logs("console"), "apply", m, "--auto-approve"], env, tmp_path),
-        hvlm([*logs("console"), "check", m], env, tmp_path),
-    ]
+    runs = hvlm_all(
+        [
+            ([*logs("json"), "plan", m, "--out", str(tmp_path / "plan.json")], env, tmp_path),
+            ([*logs("console"), "apply", m, "--auto-approve"], env, tmp_path),
+            ([*logs("console"), "check", m], env, tmp_path),
+        ]
+    )
     for run in runs:
         assert run.returncode == 1 and mentions_auth(run), run.text
     assert_nothing_leaked(tmp_path, runs, secret_lab.secrets)
@@ -255,10 +262,12 @@ def test_wrong_winrm_password_writes_no_secret(secret_lab: SecretLab, tmp_path: 
 def test_wrong_ldap_password_writes_no_secret(secret_lab: SecretLab, tmp_path: Path) -> None:
     env = secret_lab.env(tmp_path, HVLM_LDAP_PASSWORD=secret_lab.wrong_ldap_password)
     m = str(secret_lab.manifest)
-    runs = [
-        hvlm([*logs("console"), "plan", m, "--out", str(tmp_path / "plan.json")], env, tmp_path),
-        hvlm([*logs("json"), "apply", m, "--auto-approve"], env, tmp_path),
-    ]
+    runs = hvlm_all(
+        [
+            ([*logs("console"), "plan", m, "--out", str(tmp_path / "plan.json")], env, tmp_path),
+            ([*logs("json"), "apply", m, "--auto-approve"], env, tmp_path),
+        ]
+    )
     for run in runs:
         assert run.returncode == 1 and mentions_auth(run), run.text
     assert_nothing_leaked(tmp_path, runs, secret_lab.secrets)
@@ -270,10 +279,12 @@ def test_host_refusing_auth_writes_no_secret(secret_lab: SecretLab, tmp_path: Pa
     for name in refusing:
         secret_lab.lab.set_fault(name, FaultSpec(refuse_auth=True))
     try:
-        runs = [
-            hvlm([*logs("json"), "plan", m, "--out", str(tmp_path / "plan.json")], env, tmp_path),
-            hvlm([*logs("console"), "apply", m, "--auto-approve"], env, tmp_path),
-        ]
+        runs = hvlm_all(
+            [
+                ([*logs("json"), "plan", m, "--out", str(tmp_path / "plan.json")], env, tmp_path),
+                ([*logs("console"), "apply", m, "--auto-approve"], env, tmp_path),
+            ]
+        )
     finally:
         for name in refusing:
             secret_lab.lab.set_fault(name, FaultSpec())
