@@ -51,6 +51,8 @@ from tests.integration.helpers import (
     ManifestOptions,
     fault_after,
     lab_fleet,
+    lower,
+    values_toward,
 )
 from tests.lab.samba_fixtures import OPERATOR, OPERATOR_PASSWORD
 
@@ -245,6 +247,28 @@ def test_directory_fault(fleet: LabFleet, proxy: LdapFaultProxy, case: Directory
     proxy.fault = LdapFault.NONE
     fleet.ldap_user, fleet.ldap_password = "Administrator@LAB.EXAMPLE", fleet.dc.config.admin_password
     check_next_apply_converges(fleet)
+
+
+def test_directory_dropped_while_pruning_loses_nothing_and_prunes_next_time(
+    fleet: LabFleet, proxy: LdapFaultProxy
+) -> None:
+    assert fleet.apply().code == 0  # every host a peer of every other
+    pruning = ManifestOptions(group=["FS01", "FS02"], prune=True, retries=0,
+                              timeouts=FAST.timeouts, ldap_timeout=2, ldap_port=proxy.port,
+                              ldap_ca=proxy.ca_bundle)
+    fleet.write_manifest(pruning)  # FS03 leaves the group: values toward it become stale
+    before, accounts = fleet.states(), fleet.accounts()
+    proxy.fault = LdapFault.DROP_ON_MODIFY
+    result = fleet.apply()
+
+    check_invariants(fleet, before)
+    assert result.code == 1, result
+    assert "failed  directory/FS01/allowedToDelegateTo" in result.output, result
+    assert fleet.accounts() == accounts  # nothing written, nothing lost
+    proxy.fault = LdapFault.NONE
+    assert fleet.apply().code == 0
+    assert lower(fleet.account("FS01").values) == lower({UNRELATED} | values_toward("FS02"))
+    assert lower(fleet.account("FS03").values) == {UNRELATED.lower()}
 
 
 def test_a_transient_drop_is_retried_and_the_apply_succeeds(fleet: LabFleet) -> None:
