@@ -213,6 +213,14 @@ def test_validate_exits_1_without_traceback_or_contact(batch: Batch) -> None:
         assert run.stdout == "", run.stdout[:500]
 
 
+def test_no_secret_value_anywhere_in_the_output(batch: Batch) -> None:
+    secrets = {secret for case in CASES for secret in case.expected.never}
+    assert len(secrets) >= 10
+    for run in batch.runs:
+        leaked = sorted(s for s in secrets if s in run.stdout or s in run.stderr)
+        assert leaked == [], leaked
+
+
 def test_validate_prints_nothing_but_diagnostics(batch: Batch, generated: list[Case]) -> None:
     """Every stderr line belongs to a file (no stray log line, no half of a broken line)."""
     paths = [str(c.path) for c in _all_cases(generated)]

@@ -312,3 +312,29 @@ def test_diagnostics_never_carry_terminal_controls(text: str, where: str) -> Non
     }[where]
     for line in assert_contract((head + body).encode()):
         assert terminal_unsafe(line) == [], ascii(line)
+
+
+SENTINEL = "Sentinel-4242-never-printed"
+SECRET_KEYS = st.sampled_from(["password", "Password", "token", "secret", "apiKey", "passwd"])
+secret_holders = st.builds(lambda key: {key: SENTINEL}, SECRET_KEYS) | st.builds(
+    lambda key: [{key: SENTINEL}, {key: SENTINEL}], SECRET_KEYS
+)
+
+
+@FUZZ
+@given(st.sampled_from(PATHS), secret_holders, st.booleans())
+@example(("connection", "auth"), {"password": SENTINEL}, False)
+def test_secret_values_are_never_printed(path: tuple[Any, ...], holder: Any, beside: bool) -> None:
+    """A mapping holding a secret key, put anywhere (in place of a value, or as a sibling key):
+    the secret's value appears in no diagnostic, whatever else is wrong with the document."""
+    data = copy.deepcopy(EXAMPLE_DATA)
+    parent = data
+    for part in path[:-1]:
+        parent = parent[part]
+    if beside and isinstance(holder, dict) and isinstance(parent, dict):
+        parent.update(holder)
+    else:
+        _mutate(data, path, "replace", "", holder)
+    lines = assert_contract(yaml.dump(data, Dumper=_Dumper).encode())
+    assert lines, "a literal secret must be an error"
+    assert not [line for line in lines if SENTINEL in line], lines
