@@ -18,7 +18,7 @@ from enum import Enum
 from typing import Any, TypeVar
 
 from hvlm.errors import CmdletError
-from hvlm.hosts.errors import RecordInfo, cmdlet_error, describe_record
+from hvlm.hosts.records import RecordInfo, cmdlet_error, describe_record
 from hvlm.model import AuthenticationType, IPNetwork, PerformanceOption
 from hvlm.state import (
     HostFacts,

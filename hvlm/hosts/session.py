@@ -36,8 +36,6 @@ from hvlm.hosts.commands import (
     restore_commands,
 )
 from hvlm.hosts.errors import (
-    PASSWORD_VARIABLE,
-    USER_VARIABLE,
     is_transient,
     map_exception,
     plain_http_basic_refused,
@@ -45,6 +43,7 @@ from hvlm.hosts.errors import (
     uses_plain_http_basic,
 )
 from hvlm.hosts.parse import parse_host_state
+from hvlm.hosts.records import PASSWORD_VARIABLE, USER_VARIABLE
 from hvlm.hosts.write import (
     ApplyResult,
     PipelineResult,

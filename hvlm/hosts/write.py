@@ -19,7 +19,7 @@ from typing import Protocol
 
 from hvlm.errors import CmdletError
 from hvlm.hosts.commands import HostCommand
-from hvlm.hosts.errors import RecordInfo, cmdlet_error, describe_record
+from hvlm.hosts.records import RecordInfo, cmdlet_error, describe_record
 
 
 class PipelineRunner(Protocol):

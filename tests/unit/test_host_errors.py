@@ -13,13 +13,11 @@ from pypsrp.exceptions import AuthenticationError, WinRMTransportError, WSManFau
 
 from hvlm.errors import HostAuthError, HostError, HostUnreachable
 from hvlm.hosts.errors import (
-    RecordInfo,
-    describe_record,
-    explain,
     is_transient,
     map_exception,
     read_timeout,
 )
+from hvlm.hosts.records import RecordInfo, describe_record, explain
 from hvlm.model import ConnectionSpec, Timeouts, Transport, WinRMAuth
 
 SPEC = ConnectionSpec("hv01.corp.example.com", 5986, timeouts=Timeouts(4, 30, 20))

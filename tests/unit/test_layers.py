@@ -1,0 +1,39 @@
+"""The architecture's layering, enforced: pure stages never load a backend library.
+
+(hvlm.directory.parse builds search filters with ldap3's own escaping, on purpose: it belongs to
+the directory backend, not to the pure stages.)
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+PURE = [
+    "hvlm.manifest",
+    "hvlm.model",
+    "hvlm.state",
+    "hvlm.plan",
+    "hvlm.planner",
+    "hvlm.render",
+    "hvlm.check",
+    "hvlm.export",
+    "hvlm.hosts.parse",
+    "hvlm.hosts.commands",
+    "hvlm.hosts.records",
+    "hvlm.reconcile",
+]
+BACKENDS = ("pypsrp", "ldap3", "requests", "spnego", "psrpcore")
+
+
+@pytest.mark.parametrize("module", PURE)
+def test_pure_modules_load_no_backend(module: str) -> None:
+    code = (
+        f"import sys, {module}\n"
+        f"loaded = sorted({{m.split('.')[0] for m in sys.modules}} & set({BACKENDS!r}))\n"
+        "print(','.join(loaded))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"{module} loads {out.stdout.strip()}"
