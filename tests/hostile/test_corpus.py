@@ -104,3 +104,21 @@ def test_node_limit_is_enforced_while_composing(monkeypatch: pytest.MonkeyPatch)
 def test_valid_manifests_still_load(raw: bytes) -> None:
     """Control: the harness is not merely rejecting everything."""
     assert isinstance(parse_manifest(raw, "prod-east.yaml"), LoadResult)
+
+
+def test_merge_key_overridden_by_an_explicit_key_is_not_a_duplicate() -> None:
+    """YAML merge keys (<<) are how YAML users share settings; an explicit key overrides a merged
+    one by definition (yaml.org/type/merge). Today the merged and the explicit key are reported as
+    `duplicate key 'name' (YAML would silently keep the last one)`, which is false on both counts.
+    (If merges are to be refused instead, say so: "merge keys (<<) are not supported".)"""
+    raw = (
+        b"apiVersion: hvlm/v1\nkind: LiveMigrationConfig\nmetadata: {name: merge}\n"
+        b"directory: {domain: corp.example.com, servers: ['ldaps://dc01.corp.example.com']}\n"
+        b"hosts:\n"
+        b"  - &std {name: HV01, connection: {transport: https, port: 5987}}\n"
+        b"  - {<<: *std, name: HV02}\n"
+    )
+    result = parse_manifest(raw, "merge.yaml")
+    hosts = {h.name: h for h in result.manifest.hosts}
+    assert set(hosts) == {"HV01", "HV02"}
+    assert hosts["HV02"].connection.port == 5987
