@@ -46,14 +46,13 @@ from tests.integration.helpers import (
     WANTED,
     CliResult,
     LabFleet,
-    LdapFault,
-    LdapFaultProxy,
     ManifestOptions,
     fault_after,
     lab_fleet,
     lower,
     values_toward,
 )
+from tests.integration.ldap_fault_proxy import LdapFault, LdapFaultProxy
 from tests.lab.samba_fixtures import OPERATOR, OPERATOR_PASSWORD
 
 pytestmark = [pytest.mark.lab, pytest.mark.samba]
