@@ -36,6 +36,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 import ldap3
+from ldap3.core.exceptions import LDAPStartTLSError
 
 from hvlm.directory import errors as derr
 from hvlm.directory.parse import (
@@ -169,8 +170,17 @@ class DirectorySession:
         return conn
 
     def _start_tls(self, conn: ldap3.Connection, server: DirectoryServer) -> None:
-        if conn.start_tls(read_server_info=False):
-            return
+        """Upgrade with StartTLS. A server that does not offer it (ldap3 raises or returns False)
+        is refused unless allowPlaintextBind; a certificate that fails validation always is."""
+        try:
+            if conn.start_tls(read_server_info=False):
+                return
+        except LDAPStartTLSError as exc:
+            # ldap3 raises a plain LDAPStartTLSError when the server refuses StartTLS, and a
+            # subclass merged with the TLS error (certificate...) when the handshake fails:
+            # the latter is never a reason to fall back to clear text.
+            if type(exc) is not LDAPStartTLSError:
+                raise
         if not self.spec.allow_plaintext_bind:
             raise DirectoryError(
                 server.url, "StartTLS", f"StartTLS failed ({conn.result.get('description')})",

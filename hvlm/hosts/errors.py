@@ -105,7 +105,7 @@ def is_transient(exc: BaseException) -> bool:
 
 def _credentials_hint(spec: ConnectionSpec) -> str:
     if spec.auth is WinRMAuth.KERBEROS:
-        return "check the Kerberos ticket cache (kinit; klist) and the host's WSMAN/ SPN"
+        return "check the Kerberos ticket cache (kinit; klist) and the host's host/<fqdn> SPN"
     return (
         f"check {USER_VARIABLE} / {PASSWORD_VARIABLE} (for a domain account: user@DOMAIN "
         "or DOMAIN\\user) and that the account may use WinRM on this host"

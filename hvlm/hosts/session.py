@@ -123,8 +123,9 @@ def build_wsman(
 ) -> WSMan:
     """A WSMan for one host, used by one thread only (it owns a requests.Session).
 
-    `service_name`: the host's DNS name; Kerberos asks for a ticket to WSMAN/<service_name>
-    even when hvlm connects to an address (an IP or an override) that is not that name.
+    `service_name`: the host's DNS name; Kerberos asks for a ticket to host/<service_name>
+    (pypsrp 0.9.1's default service class, which every computer account holds) even when hvlm
+    connects to an address (an IP or an override) that is not that name.
     """
     if uses_plain_http_basic(spec) and not spec.allow_unencrypted:
         raise plain_http_basic_refused(host, spec)

@@ -316,24 +316,12 @@ def test_plain_ldap_bind_is_refused_without_starttls(tls_lab: TlsLab) -> None:
     assert tls_lab.ldap_password.encode() not in bytes(tls_lab.proxy.client_bytes)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG hvlm/directory/session.py: ldap3 raises LDAPStartTLSError when the server "
-    "refuses StartTLS; _start_tls only handles a False return, so the refusal surfaces as "
-    "DirectoryUnreachable 'startTLS failed' without the allowPlaintextBind hint",
-)
 def test_plain_ldap_refusal_names_allow_plaintext_bind(tls_lab: TlsLab) -> None:
     plan = tls_lab.plan("ldap-plain-hint", https(certValidation=tls_lab.ca), proxied(tls_lab))
     assert plan.returncode == 1, plan.text
     assert "allowPlaintextBind" in plan.text, plan.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG hvlm/directory/session.py: with allowPlaintextBind: true a refused StartTLS "
-    "still fails the connection (LDAPStartTLSError escapes _start_tls), so the opt-in never "
-    "takes effect",
-)
 def test_control_allow_plaintext_bind_binds_in_clear(tls_lab: TlsLab) -> None:
     directory = proxied(tls_lab, allowPlaintextBind=True)
     plan = tls_lab.plan("ldap-plain-allowed", https(certValidation=tls_lab.ca), directory)
