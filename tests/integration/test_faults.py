@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from hvlm.lab.hyperv_config import MigrationState
+from hvlm.lab.hyperv_config import AuthenticationType, MigrationState
 from hvlm.lab.samba import SambaDC
 from hvlm.lab.wsman import CmdletFault, FaultSpec
 from tests.integration.helpers import (
@@ -60,6 +60,7 @@ NAMES = ("FS01", "FS02", "FS03")
 FAULTED = ("FS01", "FS02")
 HEALTHY = "FS03"
 START = {"FS01": FRESH, "FS02": ENABLED_OLD, "FS03": FRESH}
+KERBEROS = AuthenticationType.Kerberos
 INJECTED = "injected by the lab: device not ready"
 FAST = ManifestOptions(retries=0, timeouts=(1, 2, 1), ldap_timeout=2)
 
@@ -141,11 +142,29 @@ def stranded(state: MigrationState) -> bool:
     return state.enabled and not state.use_any_network and not state.networks
 
 
-def check_invariants(fleet: LabFleet, before: dict[str, MigrationState]) -> None:
+def kerberos_without_delegation(fleet: LabFleet, before: dict[str, MigrationState]) -> list[str]:
+    """Hosts switched to Kerberos by this run whose account lacks delegation toward a peer:
+    their outgoing live migrations now fail (0x8009030D, DOMAIN.md) until delegation exists."""
+    group = list(fleet.options.group or fleet.names)
+    broken = []
+    for name, state in fleet.states().items():
+        if state.authentication is not KERBEROS or before[name].authentication is KERBEROS:
+            continue
+        peers = [p for p in group if p != name] if name in group else []
+        wanted = lower(set().union(*(values_toward(p) for p in peers)))
+        if not wanted <= lower(fleet.account(name).values):
+            broken.append(name)
+    return broken
+
+
+def check_invariants(fleet: LabFleet, before: dict[str, MigrationState],
+                     delegation_first: bool = True) -> None:
     for name, state in fleet.states().items():
         assert not stranded(state), f"{name} migrates on no network: {state}"
         assert state.enabled or not before[name].enabled, f"{name}: migration was disabled"
         assert UNRELATED in fleet.account(name).values, f"{name}: unrelated value lost"
+    if delegation_first:
+        assert kerberos_without_delegation(fleet, before) == []
 
 
 def check_failure_named(result: CliResult, names: tuple[str, ...], steps: tuple[str, ...]) -> None:
@@ -234,7 +253,8 @@ def test_directory_fault(fleet: LabFleet, proxy: LdapFaultProxy, case: Directory
         fleet.ldap_password = "not-the-password"
     result = fleet.apply()
 
-    check_invariants(fleet, before)
+    # with the directory unread, hvlm still switches hosts to Kerberos: see the xfail below
+    check_invariants(fleet, before, delegation_first=not case.name.startswith("read"))
     assert result.code == 1, result
     assert "Traceback" not in result.output, result
     for word in case.words:
@@ -246,6 +266,17 @@ def test_directory_fault(fleet: LabFleet, proxy: LdapFaultProxy, case: Directory
     proxy.fault = LdapFault.NONE
     fleet.ldap_user, fleet.ldap_password = "Administrator@LAB.EXAMPLE", fleet.dc.config.admin_password
     check_next_apply_converges(fleet)
+
+
+@pytest.mark.xfail(strict=True, reason="hvlm.reconcile applies host changes (CredSSP -> Kerberos) "
+                   "when the directory could not be read, so delegation is not known to exist")
+def test_a_host_is_not_switched_to_kerberos_while_the_directory_is_unread(
+    fleet: LabFleet, proxy: LdapFaultProxy
+) -> None:
+    before = fleet.states()
+    proxy.fault = LdapFault.DOWN
+    assert fleet.apply().code == 1
+    assert kerberos_without_delegation(fleet, before) == []
 
 
 def test_directory_dropped_while_pruning_loses_nothing_and_prunes_next_time(
