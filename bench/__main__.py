@@ -43,7 +43,7 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--sizes", default="50,200,500", help="fleet sizes of the plan series")
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--parallelism", type=int, default=50)
-    parser.add_argument("--cpu-hosts", type=int, default=200,
+    parser.add_argument("--cpu-hosts", type=int, default=100,
                         help="hosts of the client-CPU comparison")
     parser.add_argument("--apply-hosts", type=int, default=200)
     parser.add_argument("--planning-hosts", type=int, default=10_000)
@@ -118,16 +118,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "settings": {"latency_ms": args.latency_ms, "parallelism": args.parallelism,
                      "sizes": args.sizes},
         "errors": {},
+        "section_seconds": {},
     }
     keys = {"planning": "planning", "plan": "plan", "cpu": "client_cpu", "apply": "apply"}
     for name, run in _sections(args).items():
         if name not in args.only:
             continue
+        began = time.perf_counter()
         try:
             results[keys[name]] = run()
         except (fleet.BenchError, OSError, RuntimeError) as exc:
             results["errors"][name] = str(exc)
             fleet.progress(f"{name} FAILED: {exc}")
+        results["section_seconds"][name] = round(time.perf_counter() - began, 1)
     results["machine"]["load_after"] = _load()
     results["seconds"] = round(time.perf_counter() - started, 1)
     _draw(results, args.out, args)

@@ -46,7 +46,7 @@ def draw(rows: Sequence[dict[str, Any]], path: Path, *, latency_ms: float, paral
     ax.plot(sizes, [r["lower_bound_seconds"] for r in rows], "^:", color="tab:green",
             label=f"latency lower bound (waves x requests x {latency_ms:g} ms)")
     for row in rows:
-        ax.annotate(f"x{row['ratio']:g}", (row["hosts"], row["wall_seconds"]),
+        ax.annotate(f"{row['ratio']:.0f}x bound", (row["hosts"], row["wall_seconds"]),
                     textcoords="offset points", xytext=(4, 6), fontsize=8, color="tab:blue")
     ax.set_xlabel("lab hosts")
     ax.set_ylabel("seconds")

@@ -45,11 +45,15 @@ class Clock:
 
     wall: float = field(default_factory=time.perf_counter)
     cpu: float = field(default_factory=time.process_time)
+    main: float = field(default_factory=time.thread_time)
 
     def since(self) -> dict[str, float]:
+        """Wall, process CPU, and the CPU of the calling thread alone: in `plan` that is all but
+        the host sessions (which run in worker threads): manifest, planner, findings, output."""
         return {
             "wall_seconds": round(time.perf_counter() - self.wall, 4),
             "cpu_seconds": round(time.process_time() - self.cpu, 4),
+            "main_thread_cpu_seconds": round(time.thread_time() - self.main, 4),
         }
 
 

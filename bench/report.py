@@ -18,23 +18,32 @@ def plan_table(rows: list[dict[str, Any]], latency_ms: float, parallelism: int) 
     lines = [f"Fleet plan (`hvlm plan`, lab in its own process, {latency_ms:g} ms per request, "
              f"parallelism {parallelism})",
              f"  {'hosts':>5} {'wall s':>8} {'bound s':>8} {'ratio':>6} {'req/host':>9} "
-             f"{'client ms/host':>15} {'lab ms/host':>12} {'CPU floor s':>12} {'wall/floor':>11}"]
+             f"{'client ms/host':>15} {'lab ms/host':>12} {'CPU floor s':>12} {'wall/floor':>11} "
+             f"{'cores used':>11}"]
     for r in rows:
         label = f"{r['hosts']}{'*' if r['pinned'] else ''}"
         lines.append(
             f"  {label:>5} {r['wall_seconds']:>8.2f} {r['lower_bound_seconds']:>8.2f} "
             f"{r['ratio']:>6.1f} {_requests(r['requests_per_host']):>9} "
             f"{r['client_cpu_ms_per_host']:>15.1f} {r['lab_cpu_ms_per_host']:>12.1f} "
-            f"{r['cpu_floor_seconds']:>12.2f} {r['ratio_to_cpu_floor']:>11.2f}")
+            f"{r['cpu_floor_seconds']:>12.2f} {r['ratio_to_cpu_floor']:>11.2f} "
+            f"{r['cores_used']:>11.2f}")
     if any(r["pinned"] for r in rows):
         lines.append("  * lab pinned to CPU 0, client to CPU 1")
+    main = ", ".join(f"{r['hosts']}{'*' if r['pinned'] else ''}: "
+                     f"{r['client_main_thread_cpu_seconds']:.2f} s" for r in rows
+                     if r.get("client_main_thread_cpu_seconds") is not None)
+    if main:
+        lines.append(f"  client main thread CPU (manifest, planner, findings, output; not the "
+                     f"host sessions): {main}")
     return lines
 
 
 def cpu_table(cpu: dict[str, Any]) -> list[str]:
     hvlm, bare = cpu["hvlm"], cpu["pypsrp"]
     return [f"Client CPU per host, fleet read of {cpu['hosts']} hosts (process time of the "
-            f"client only; the lab runs in another process)",
+            f"client only, the lab in another process; least of {cpu['rounds']} interleaved "
+            "rounds)",
             f"  hvlm (hvlm.reconcile read)     {hvlm['cpu_ms_per_host']:>6.1f} ms/host   "
             f"wall {hvlm['wall_seconds']:.2f} s   {_requests(hvlm['requests_per_host'])} req/host",
             f"  bare pypsrp, same pipeline     {bare['cpu_ms_per_host']:>6.1f} ms/host   "
@@ -49,6 +58,9 @@ def apply_table(apply: dict[str, Any]) -> list[str]:
             f"  changes {apply['changes']} ({_outcomes(apply['outcomes'])}); "
             f"wall {apply['wall_seconds']:.2f} s (of which observe + plan "
             f"{apply['plan_part_seconds']:.2f} s)",
+            f"  CPU seconds                    client {apply['client_cpu_seconds']:.1f}, "
+            f"lab hosts {apply['lab_cpu_seconds']:.1f}, Samba DC "
+            f"{apply['directory_cpu_seconds']:.1f}",
             f"  WSMan requests per host        {_requests(apply['requests_per_host'])} "
             "(read + write + verify, one pool)",
             f"  LDAP operations in all         {apply['ldap_operations']} "
@@ -83,5 +95,6 @@ def table(results: dict[str, Any]) -> str:
         lines += ["  " + line for line in planning_table(results["planning"]).splitlines()]
         lines.append("")
     lines.append(f"chart: {results.get('chart') or results.get('chart_error')}")
-    lines.append(f"bench took {results['seconds']:.0f} s")
+    sections = ", ".join(f"{k} {v:.0f} s" for k, v in results.get("section_seconds", {}).items())
+    lines.append(f"bench took {results['seconds']:.0f} s ({sections})")
     return "\n".join(lines)
