@@ -26,7 +26,7 @@ from typing import Any
 import jsonschema
 
 from hvlm import model as m
-from hvlm.errors import Diagnostic, ManifestError, Severity
+from hvlm.errors import Diagnostic, ManifestError, Severity, inert
 from hvlm.yamlsafe import Loaded, Path, format_path, load_yaml
 
 SCHEMA_FILE = "manifest.v1.schema.json"
@@ -307,6 +307,8 @@ def _check_semantics(data: dict[str, Any], diag: _Located, tolerant: bool) -> No
     domain = directory.get("domain") if isinstance(directory, dict) else None
     if isinstance(domain, str) and (problem := dns_name_problem(domain)):
         diag.add(("directory", "domain"), problem)
+    if isinstance(directory, dict):
+        guarded(_check_servers, directory.get("servers"), diag)
     raw_defaults = data.get("defaults")
     defaults: dict[str, Any] = raw_defaults if isinstance(raw_defaults, dict) else {}
     guarded(_check_migration, defaults.get("migration"), ("defaults", "migration"), diag)
@@ -317,6 +319,50 @@ def _check_semantics(data: dict[str, Any], diag: _Located, tolerant: bool) -> No
             _check_host, host, i, domain if isinstance(domain, str) else None, defaults, diag, seen
         )
     guarded(_check_groups, data.get("groups", []), seen, diag)
+    _check_control_characters(data, (), diag)
+
+
+def _check_control_characters(data: Any, path: Path, diag: _Located) -> None:
+    """Any string still unreported that holds a control character (a "\\0" or "\\e" escape)."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            _check_control_characters(value, (*path, key), diag)
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            _check_control_characters(value, (*path, i), diag)
+    elif isinstance(data, str) and not diag.has_error(path):
+        bad = next((c for c in data if inert(c) != c), None)
+        if bad is not None:
+            diag.add(path, f"control character U+{ord(bad):04X} in a value")
+
+
+def _check_servers(servers: list[Any], diag: _Located) -> None:
+    for i, entry in enumerate(servers):
+        url = entry if isinstance(entry, str) else entry["url"]
+        where: Path = (
+            ("directory", "servers", i)
+            if isinstance(entry, str)
+            else ("directory", "servers", i, "url")
+        )
+        if not diag.has_error(where) and _ldap_url(url) is None:
+            diag.add(where, f"'{_clip(url)}' is not ldaps://NAME[:PORT] or ldap://NAME[:PORT]")
+        address = None if isinstance(entry, str) else entry.get("address")
+        if address is not None and _split_address(address) in (None,):
+            diag.add(
+                ("directory", "servers", i, "address"),
+                f"'{_clip(address)}' is not a DNS name or an IP address",
+            )
+
+
+def _ldap_url(url: str) -> tuple[bool, str, int | None] | None:
+    """(ldaps?, host, port) of ldap[s]://HOST[:PORT][/], or None."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in ("ldap", "ldaps"):
+        return None
+    split = _split_address(rest[:-1] if rest.endswith("/") else rest)
+    if split is None or not split[0]:
+        return None
+    return scheme.lower() == "ldaps", split[0], split[1]
 
 
 def _check_host(
@@ -508,10 +554,10 @@ def _directory(section: dict[str, Any] | None) -> m.DirectorySpec | None:
     for entry in section["servers"]:
         url = entry if isinstance(entry, str) else entry["url"]
         address = None if isinstance(entry, str) else entry.get("address")
-        scheme, _, rest = url.partition("://")
-        host_port = rest.split("/", 1)[0]
-        split = _split_address(host_port) or (host_port, None)
-        use_ssl = scheme.lower() == "ldaps"
+        parsed = _ldap_url(url)
+        assert parsed is not None  # validated
+        use_ssl, host, port = parsed
+        split = (host, port)
         servers.append(
             m.DirectoryServer(
                 url, split[0], split[1] or (636 if use_ssl else 389), use_ssl, address

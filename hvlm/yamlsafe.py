@@ -33,7 +33,7 @@ class Loaded:
 
 
 class _TooBig(Exception):
-    def __init__(self, message: str, mark: yaml.Mark | None, path: Path = ()) -> None:
+    def __init__(self, message: str, mark: Any, path: Path = ()) -> None:
         super().__init__(message)
         self.mark = mark
         self.path = path
@@ -50,7 +50,7 @@ def format_path(path: Path) -> str:
     return out
 
 
-def _error(file: str, message: str, mark: yaml.Mark | None = None, path: Path = ()) -> Diagnostic:
+def _error(file: str, message: str, mark: Any = None, path: Path = ()) -> Diagnostic:
     line, col = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
     return Diagnostic(Severity.ERROR, message, file, line, col, format_path(path))
 
@@ -112,14 +112,24 @@ class _Builder:
         self.loader = loader
         self.count = 0
         self.aliased = 0
+        self.in_alias = 0
         self.seen: set[int] = set()
         self.positions: dict[Path, tuple[int, int]] = {}
         self.key_positions: dict[Path, tuple[int, int]] = {}
         self.duplicates: list[tuple[str, yaml.Mark, Path]] = []
 
     def build(self, node: yaml.Node, path: Path, depth: int) -> Any:
+        """Every node reached again through an alias, and everything below it, counts as aliased."""
+        again = id(node) in self.seen
+        self.in_alias += again
+        try:
+            return self._build(node, path, depth)
+        finally:
+            self.in_alias -= again
+
+    def _build(self, node: yaml.Node, path: Path, depth: int) -> Any:
         self.count += 1
-        if id(node) in self.seen:
+        if self.in_alias:
             self.aliased += 1
             if self.aliased > MAX_ALIAS_NODES:
                 raise _TooBig(
@@ -162,17 +172,24 @@ class _Builder:
         return value
 
     def _mapping(self, node: yaml.MappingNode, path: Path, depth: int) -> dict[str, Any]:
-        self.loader.flatten_mapping(node)  # YAML merge keys (<<)
+        explicit = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
+        self.loader.flatten_mapping(node)  # YAML merge keys (<<): merged pairs come first
         out: dict[str, Any] = {}
+        written: set[str] = set()  # keys written explicitly (an explicit key may override a merge)
         for key_node, value_node in node.value:
             key = self._scalar(key_node, path)
             if not isinstance(key, str):
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"mapping keys must be strings, found {key!r}", key_node.start_mark
+                    None,
+                    None,
+                    f"mapping keys must be strings, found {repr(key)[:40]}",
+                    key_node.start_mark,
                 )
             child = path + (key,)
-            if key in out:
-                self.duplicates.append((key, key_node.start_mark, child))
+            if id(key_node) in explicit:
+                if key in written:
+                    self.duplicates.append((key, key_node.start_mark, child))
+                written.add(key)
             self.key_positions[child] = (
                 key_node.start_mark.line + 1,
                 key_node.start_mark.column + 1,
@@ -194,13 +211,52 @@ def _reader_error(file: str, text: str, exc: yaml.YAMLError) -> Diagnostic:
     )
 
 
+_CLoader: type[yaml.SafeLoader] | None = getattr(yaml, "CSafeLoader", None)
+_OPEN = (yaml.SequenceStartEvent, yaml.MappingStartEvent)
+_CLOSE = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
+_LEAF = (yaml.ScalarEvent, yaml.AliasEvent)
+
+
+def _prescan(text: str) -> _TooBig | None:
+    """Count nodes and nesting on libyaml's event stream (no tree, no recursion) and stop at the
+    first limit crossed: a flood or a deep nest is refused in milliseconds, not minutes."""
+    if _CLoader is None:
+        return None  # the pure-Python composer checks the same limits as it goes
+    depth = nodes = 0
+    try:
+        for event in yaml.parse(text, Loader=_CLoader):
+            if isinstance(event, _OPEN):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return _TooBig(f"nesting deeper than {MAX_DEPTH} levels", event.start_mark)
+            elif isinstance(event, _CLOSE):
+                depth -= 1
+                continue
+            elif not isinstance(event, _LEAF):
+                continue
+            nodes += 1
+            if nodes > MAX_NODES:
+                return _TooBig(f"document has more than {MAX_NODES} nodes", event.start_mark)
+    except yaml.MarkedYAMLError as exc:
+        if "nesting depth" in str(exc.problem):  # libyaml's own cap, met while scanning ahead
+            return _TooBig(f"nesting deeper than {MAX_DEPTH} levels", exc.problem_mark)
+        return None  # the real parse reports it, located
+    except yaml.YAMLError:
+        return None
+    return None
+
+
 def load_yaml(raw: bytes, file: str) -> tuple[Loaded | None, list[Diagnostic]]:
     """Parse one YAML document. Returns data or the located errors (never raises on bad input)."""
     text, problem = _decode(raw, file)
     if problem is not None or text is None:
         return None, [problem] if problem else []
+    too_big = _prescan(text)
+    if too_big is not None:
+        return None, [_error(file, str(too_big), too_big.mark)]
     try:
-        loader = _Loader(text)
+        # libyaml composes ~10x faster; its recursion is safe once the prescan bounded the depth
+        loader: yaml.SafeLoader = _CLoader(text) if _CLoader is not None else _Loader(text)
     except yaml.YAMLError as exc:  # the reader refuses some characters up front
         return None, [_reader_error(file, text, exc)]
     try:
@@ -215,6 +271,8 @@ def load_yaml(raw: bytes, file: str) -> tuple[Loaded | None, list[Diagnostic]]:
         data = builder.build(node, (), 0)
     except _TooBig as exc:
         return None, [_error(file, str(exc), exc.mark, exc.path)]
+    except yaml.reader.ReaderError as exc:
+        return None, [_reader_error(file, text, exc)]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
