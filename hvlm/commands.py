@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import structlog
 
 from hvlm.check import Mode, check_fleet
-from hvlm.errors import HvlmError, PlanFileError
+from hvlm.errors import HvlmError, PlanFileError, inert
 from hvlm.manifest import LoadResult, load_manifest
 from hvlm.plan import Finding, Plan, dumps_plan, loads_plan, plan_to_document, stale_targets
 from hvlm.planner import current_fingerprints
@@ -27,6 +28,7 @@ from hvlm.reconcile import plan_fleet as _plan_fleet
 from hvlm.render import render as render_plan
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+log = structlog.get_logger("hvlm.commands")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -135,7 +137,9 @@ def plan(
     _show(the_plan, fmt, color)
     if out:
         _write_plan(the_plan, out)
-        click.echo(f"plan saved to {out}", err=True)
+        log.info("plan saved", path=out)
+        if sys.stderr.isatty():
+            click.echo(f"plan saved to {out}", err=True)
     if _incomplete(the_plan):
         sys.exit(EXIT_ERROR)
     sys.exit(EXIT_CHANGES if detailed_exitcode and the_plan.has_changes else EXIT_OK)
@@ -181,21 +185,25 @@ def _report(report: ApplyReport, fmt: str, applied: Plan) -> None:
                         for r in report.results
                     ],
                     "drift": list(report.drift),
+                    "unread": list(report.unread),
                 },
                 indent=2,
             )
         )
         return
+    err = fmt != "human"  # markdown keeps stdout for the plan
     for result in report.results:
         line = f"{result.outcome.value:>8}  {result.change.address}"
-        click.echo(f"{line}  {result.detail}" if result.detail else line, err=fmt != "human")
+        click.echo(inert(f"{line}  {result.detail}" if result.detail else line), err=err)
     for line in report.drift:
-        click.echo(f"   drift  {line}", err=fmt != "human")
+        click.echo(inert(f"   drift  {line}"), err=err)
+    for line in report.unread:
+        click.echo(inert(f"  unread  {line}"), err=err)
     counts = {o: sum(1 for r in report.results if r.outcome is o) for o in Outcome}
     click.echo(
         f"Apply {'complete' if report.ok else 'FAILED'}: {counts[Outcome.APPLIED]} applied, "
         f"{counts[Outcome.FAILED]} failed, {counts[Outcome.SKIPPED]} skipped, "
-        f"{len(report.drift)} still differing.",
+        f"{len(report.drift)} still differing, {len(report.unread)} not read.",
         err=fmt != "human",
     )
 
@@ -270,7 +278,7 @@ def apply(
             _confirm(auto_approve)
             report = apply_plan(fleet, the_plan, observation)
     _report(report, fmt, the_plan)
-    sys.exit(EXIT_OK if report.ok and not _incomplete(the_plan) else EXIT_ERROR)
+    sys.exit(EXIT_OK if report.ok else EXIT_ERROR)
 
 
 def register(cli: click.Group) -> None:

@@ -25,7 +25,7 @@ from typing import Protocol, TypeVar
 
 import structlog
 
-from hvlm.errors import HvlmError
+from hvlm.errors import DirectoryUnreachable, HvlmError
 from hvlm.hosts.commands import PURGE_SYSTEM_TICKETS, HostCommand, host_commands
 from hvlm.model import DirectorySpec, HostSpec, Manifest
 from hvlm.plan import Change, Phase, Plan
@@ -75,10 +75,15 @@ class ChangeResult:
 class ApplyReport:
     results: tuple[ChangeResult, ...]
     drift: tuple[str, ...] = ()  # what verification still found different, one line each
+    unread: tuple[str, ...] = ()  # what could not be read, so was neither planned nor applied
 
     @property
     def ok(self) -> bool:
-        return not self.drift and all(r.outcome is Outcome.APPLIED for r in self.results)
+        return (
+            not self.drift
+            and not self.unread
+            and all(r.outcome is Outcome.APPLIED for r in self.results)
+        )
 
 
 @dataclass
@@ -286,7 +291,11 @@ def apply_plan(fleet: Fleet, plan: Plan, observation: Observation) -> ApplyRepor
     _ticket_phase(fleet, plan.in_phase(Phase.TICKETS), run)
     drift = _verify(fleet, plan, run)
     ordered = tuple(run.results[c.address] for c in plan.changes if c.address in run.results)
-    return ApplyReport(ordered, drift)
+    unread = tuple(f"{f.subject}: {f.message}" for f in plan.findings if f.code in _UNREAD_CODES)
+    return ApplyReport(ordered, drift, unread)
+
+
+_UNREAD_CODES = frozenset({"host-unread", "directory-unread"})
 
 
 def _by_host(changes: Sequence[Change]) -> dict[str, list[Change]]:
@@ -299,9 +308,13 @@ def _by_host(changes: Sequence[Change]) -> dict[str, list[Change]]:
 def _directory_phase(
     fleet: Fleet, changes: Sequence[Change], observation: Observation, run: _Run
 ) -> None:
+    unreachable = ""
     for host, host_changes in _by_host(changes).items():
         skip = run.skip_reason(host) if host_changes[0].phase is Phase.DIRECTORY_PRUNE else None
         account = observation.directory.account(host) if observation.directory else None
+        if unreachable:  # one timeout is enough: do not pay it again for every account
+            skip = f"skipped: the directory did not answer ({unreachable})"
+            run.fail_host(host, "directory unreachable")
         if skip or account is None:
             run.record(host_changes, Outcome.SKIPPED, skip or "skipped: computer account not read")
             continue
@@ -313,6 +326,8 @@ def _directory_phase(
         except HvlmError as exc:
             run.record(host_changes, Outcome.FAILED, str(exc))
             run.fail_host(host, f"directory: {exc}")
+            if isinstance(exc, DirectoryUnreachable):
+                unreachable = exc.detail
             continue
         run.record(host_changes, Outcome.APPLIED)
 
@@ -332,7 +347,7 @@ def _host_phase(
 
     def one(host: str) -> None:
         host_changes = grouped[host]
-        skip = run.skip_reason(host)
+        skip = run.skip_reason(host) or _kerberos_blocked(host, host_changes, observation)
         state = observation.hosts.get(host)
         if skip or state is None:
             run.record(host_changes, Outcome.SKIPPED, skip or "skipped: host was not read")
@@ -351,6 +366,19 @@ def _host_phase(
         run.record(host_changes, Outcome.APPLIED)
 
     parallel(one, list(grouped), fleet.parallelism)
+
+
+def _kerberos_blocked(host: str, changes: Sequence[Change], observation: Observation) -> str:
+    """A host is not switched to Kerberos while its delegation is unknown: its outgoing
+    migrations would fail (0x8009030D) where CredSSP still worked."""
+    to_kerberos = any((c.after or {}).get("authentication") == "Kerberos" for c in changes)
+    if not to_kerberos:
+        return ""
+    if observation.directory is None:
+        return "skipped: switching to Kerberos needs its delegation, and the directory was not read"
+    if observation.directory.account(host) is None:
+        return "skipped: switching to Kerberos needs its delegation, and it has no computer account"
+    return ""
 
 
 def _ticket_phase(fleet: Fleet, changes: Sequence[Change], run: _Run) -> None:
@@ -386,8 +414,13 @@ def _verify(fleet: Fleet, plan: Plan, run: _Run) -> tuple[str, ...]:
         if directory is None:
             drift.append(f"directory: verification read failed: {error}")
         else:
-            again = build_plan(fleet.manifest, {}, directory, selection=accounts)
-            drift += [_drift_line(c) for c in again.changes if c.target.startswith("directory/")]
+            # the plan's own --host selection: other accounts only gained values toward it
+            again = build_plan(fleet.manifest, {}, directory, selection=plan.selection)
+            drift += [
+                _drift_line(c)
+                for c in again.changes
+                if c.target.startswith("directory/") and c.host.upper() in accounts
+            ]
     return tuple(drift)
 
 

@@ -217,8 +217,6 @@ def test_host_fault(fleet: LabFleet, fault: Fault, phase: Phase) -> None:
     check_next_apply_converges(fleet)
 
 
-@pytest.mark.xfail(strict=True, reason="hvlm.commands: the apply report says ok / 'Apply complete' "
-                   "when a host could not be read (the exit code is 1 since dbc1580)")
 def test_the_report_of_an_apply_that_could_not_read_a_host_says_it_failed(
     fleet: LabFleet,
 ) -> None:
@@ -265,8 +263,8 @@ def test_directory_fault(fleet: LabFleet, proxy: LdapFaultProxy, case: Directory
         fleet.ldap_password = "not-the-password"
     result = fleet.apply()
 
-    # with the directory unread, hvlm still switches hosts to Kerberos: see the xfail below
-    check_invariants(fleet, before, delegation_first=not case.name.startswith("read"))
+    # delegation first in every phase: with the directory unread, no host is switched to Kerberos
+    check_invariants(fleet, before, delegation_first=True)
     assert result.code == 1, result
     assert "Traceback" not in result.output, result
     for word in case.words:
@@ -280,8 +278,6 @@ def test_directory_fault(fleet: LabFleet, proxy: LdapFaultProxy, case: Directory
     check_next_apply_converges(fleet)
 
 
-@pytest.mark.xfail(strict=True, reason="hvlm.reconcile applies host changes (CredSSP -> Kerberos) "
-                   "when the directory could not be read, so delegation is not known to exist")
 def test_a_host_is_not_switched_to_kerberos_while_the_directory_is_unread(
     fleet: LabFleet, proxy: LdapFaultProxy
 ) -> None:
