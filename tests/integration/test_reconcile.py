@@ -224,3 +224,20 @@ def test_ctrl_c_mid_apply_leaves_hosts_that_the_next_plan_describes(fleet: LabFl
         assert UNRELATED in fleet.account(name).values
     assert fleet.apply().code == 0
     assert fleet.converged()
+
+
+def test_host_selection_in_a_group_applies_and_verifies_only_toward_the_selection(
+    fleet: LabFleet,
+) -> None:
+    """`--host RC01 --host RC02` in a group of three: the selected accounts are planned fully,
+    RC03's account gains the values toward the selected hosts, the RC03 host itself is not
+    touched, and verification (with the same selection) finds no drift; a full apply then
+    converges the rest."""
+    result = fleet.apply("--host", "RC01", "--host", "RC02")
+    assert result.code == 0, result
+    assert "drift" not in result.output, result
+    assert fleet.state("RC03") == FRESH
+    rc03 = lower(fleet.account("RC03").values)
+    assert lower(values_toward("RC01")) <= rc03 and lower(values_toward("RC02")) <= rc03
+    assert fleet.apply().code == 0
+    assert fleet.converged()
