@@ -39,6 +39,7 @@ demo: venv
 	tests/isolated.sh bash examples/demo.sh $(LABDIR)
 
 bench: venv
+	$(VENV)/bin/pip install -q -e '.[bench]'
 	tests/isolated.sh $(PY) -m bench
 
 clean:

@@ -577,14 +577,17 @@ def _directory(section: dict[str, Any] | None) -> m.DirectorySpec | None:
 
 
 def _peers(data: dict[str, Any]) -> dict[str, list[str]]:
+    """Each host's peers in first-seen order (dicts as ordered sets: linear in group sizes)."""
     canonical = {h["name"].upper(): h["name"] for h in data["hosts"]}
-    peers: dict[str, list[str]] = {key: [] for key in canonical}
+    peers: dict[str, dict[str, None]] = {key: {} for key in canonical}
     for group in data.get("groups", []):
         members = [canonical[n.upper()] for n in group["hosts"]]
         for member in members:
             known = peers[member.upper()]
-            known.extend(p for p in members if p.upper() != member.upper() and p not in known)
-    return peers
+            for peer in members:
+                if peer.upper() != member.upper():
+                    known.setdefault(peer, None)
+    return {key: list(found) for key, found in peers.items()}
 
 
 def _resolve(data: dict[str, Any], file: str, digest: str) -> m.Manifest:
