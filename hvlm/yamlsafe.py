@@ -158,13 +158,11 @@ class _Builder:
             value = self.loader.construct_object(node)
         except yaml.YAMLError:
             raise
-        except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
-            raise yaml.constructor.ConstructorError(
-                None,
-                None,
-                f"cannot read {node.tag.rsplit(':', 1)[-1]} value ({exc})"[:200],
-                node.start_mark,
-            ) from None
+        except Exception:  # PyYAML's constructors fail in many ways on hostile scalars
+            shown = str(node.value)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            kind = node.tag.rsplit(":", 1)[-1]
+            raise _TooBig(f"cannot read {shown!r} as {kind}", node.start_mark, path) from None
         if isinstance(value, float) and not math.isfinite(value):
             raise _TooBig("not a finite number", node.start_mark, path)
         if isinstance(value, int) and value.bit_length() > 64:

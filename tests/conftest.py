@@ -35,6 +35,7 @@ from hvlm.lab.pki import LabCA
 from hvlm.lab.runner import Lab
 from hvlm.lab.wsman import FaultSpec
 from tests.lab import samba_fixtures
+from tests.lab.samba_fixtures import samba_ca  # noqa: F401  (one CA per session: see lab_dc)
 
 NewLab = Callable[..., Lab]
 _serial = itertools.count(1)
@@ -47,7 +48,9 @@ SAMBA_MISSING = (
 
 @pytest.fixture(scope="session")
 def lab_dc(
-    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+    samba_ca: LabCA,  # noqa: F811  (the session's CA: whichever fixture starts the DC signs with it)
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
 ) -> Iterator[samba.SambaDC]:
     if not samba.available():
         pytest.fail(SAMBA_MISSING, pytrace=False)
@@ -55,9 +58,8 @@ def lab_dc(
     if running:
         yield running[0]
         return
-    ca = LabCA.create(tmp_path_factory.mktemp("lab-dc-ca"))
     dc = samba.SambaDC.provision(
-        tmp_path_factory.mktemp("lab-dc"), ca=ca, admin_password=samba_fixtures.ADMIN_PASSWORD,
+        tmp_path_factory.mktemp("lab-dc"), ca=samba_ca, admin_password=samba_fixtures.ADMIN_PASSWORD,
         template_dir=samba_fixtures.samba_template_dir(request.config, tmp_path_factory),
     )
     dc.start()

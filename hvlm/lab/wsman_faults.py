@@ -26,6 +26,9 @@ class CmdletFault:
     terminating: bool = True
     error_id: str = "LabInjectedFault"
     category: str = ErrorCategory.InvalidOperation.name
+    # True: stay non-terminating even under -ErrorAction Stop (a misbehaving cmdlet), so that
+    # hvlm's safety net for a half-run pipeline can be exercised
+    ignore_error_action: bool = False
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CmdletFault:

@@ -220,7 +220,8 @@ class PsrpShell:
                 noun = command.command.replace("-", "")
                 error_id = f"{error_id},Microsoft.HyperV.PowerShell.Commands.{noun}"
             info = ErrorInfo(injected.message, error_id, ErrorCategory[injected.category])
-            if injected.terminating or _error_action_stop(command):
+            stop = _error_action_stop(command) and not injected.ignore_error_action
+            if injected.terminating or stop:
                 return StatementResult(terminating=info), Outcome.TERMINATED
             return StatementResult(errors=[info]), Outcome.ERROR
         try:

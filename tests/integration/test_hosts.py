@@ -325,7 +325,8 @@ def test_session_run_raises_the_first_failure(start_lab: StartLab) -> None:
     lab.fault("HV01", FaultSpec(cmdlet_faults=(CmdletFault("Enable-VMMigration", "boom"),)))
     with HostSession(lab.spec("HV01"), CREDS) as session, pytest.raises(CmdletError) as caught:
         session.run(host_commands(WANTED, session.read().migration))
-    assert str(caught.value).startswith("HV01: apply: boom")
+    # the lab's error id names the cmdlet, as real ones do: hvlm names the failing step
+    assert str(caught.value).startswith("HV01: Enable-VMMigration: boom")
 
 
 def test_http_500_on_a_cmdlet_is_a_host_error(start_lab: StartLab) -> None:
@@ -529,7 +530,11 @@ def test_an_error_in_the_read_that_names_no_cmdlet_fails_the_read(start_lab: Sta
     lab = start_lab([fresh()])
     lab.fault(
         "HV01",
-        FaultSpec(cmdlet_faults=(CmdletFault("Get-VMMigrationNetwork", "WMI is sad", False),)),
+        FaultSpec(
+            cmdlet_faults=(
+                CmdletFault("Get-VMMigrationNetwork", "WMI is sad", False, "Mystery,hvlm.lab"),
+            )
+        ),
     )
     with pytest.raises(CmdletError, match=r"^HV01: read: WMI is sad"):
         read_host(lab.spec("HV01"), CREDS)
@@ -538,13 +543,15 @@ def test_an_error_in_the_read_that_names_no_cmdlet_fails_the_read(start_lab: Sta
 
 # -- the safety net: a lab fault that ignores -ErrorAction Stop --------------------------------
 
+STUBBORN_ADD_FAULT = CmdletFault(
+    "Add-VMMigrationNetwork", "nope", terminating=False, ignore_error_action=True
+)
+
 
 def test_a_fresh_host_stranded_by_a_failed_add_is_turned_off_again(start_lab: StartLab) -> None:
     lab = start_lab([fresh()])
-    # an injected non-terminating error: the lab lets the pipeline go on, so Enable runs
-    lab.fault(
-        "HV01", FaultSpec(cmdlet_faults=(CmdletFault("Add-VMMigrationNetwork", "nope", False),))
-    )
+    # an injected error that stays non-terminating despite -ErrorAction Stop: Enable runs
+    lab.fault("HV01", FaultSpec(cmdlet_faults=(STUBBORN_ADD_FAULT,)))
     report = change_host(lab.spec("HV01"), credentials=CREDS)
 
     assert not report.ok
@@ -559,14 +566,12 @@ def test_an_enabled_host_stranded_by_a_failed_add_gets_its_network_back_attempte
 ) -> None:
     start = MigrationState(enabled=True, networks=(MigrationNetwork.parse("10.99.0.0/16", 4),))
     lab = start_lab([fresh(state=start)])
-    lab.fault(
-        "HV01", FaultSpec(cmdlet_faults=(CmdletFault("Add-VMMigrationNetwork", "nope", False),))
-    )
+    lab.fault("HV01", FaultSpec(cmdlet_faults=(STUBBORN_ADD_FAULT,)))
     report = change_host(lab.spec("HV01"), credentials=CREDS)
 
     # the old network is re-added (the lab's fault still fails every add, so hvlm says so)
     assert [(str(s.command), s.status) for s in report.result.restored] == [
-        ("Add-VMMigrationNetwork -Subnet 10.99.0.0/16 -Priority 4", StepStatus.UNKNOWN)
+        ("Add-VMMigrationNetwork -Subnet 10.99.0.0/16 -Priority 4", StepStatus.FAILED)
     ]
     assert lab.writes("HV01")[-1] == "Add-VMMigrationNetwork"
     assert "Disable-VMMigration" not in lab.writes("HV01")  # an enabled host is never turned off
