@@ -17,7 +17,7 @@ import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Union
+from typing import Any, Union
 
 IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 IPInterface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
@@ -136,7 +136,7 @@ class LabAddress:
 
     @classmethod
     def parse(cls, text: str, interface_alias: str = "Ethernet") -> LabAddress:
-        """"10.0.0.11/24" -> an address with its prefix length (a bare IP gets /32 or /128)."""
+        """ "10.0.0.11/24" -> an address with its prefix length (a bare IP gets /32 or /128)."""
         return cls(ipaddress.ip_interface(text.strip()), interface_alias)
 
 
@@ -204,46 +204,44 @@ def server_2022(
     name: str,
     addresses: Iterable[str | LabAddress] = (),
     vms: Iterable[LabVM | tuple[str, str]] = (),
-    *,
-    domain: str = "lab.example",
-    part_of_domain: bool = True,
-    hyperv_installed: bool = True,
-    state: MigrationState | None = None,
+    **options: Any,
 ) -> LabHostConfig:
-    """A Windows Server 2022 Datacenter host (VM versions 8.0-10.0)."""
-    return LabHostConfig(
-        name=name,
-        domain=domain,
-        part_of_domain=part_of_domain,
-        os=WINDOWS_SERVER_2022,
-        hyperv_installed=hyperv_installed,
-        addresses=_addresses(addresses),
-        vms=_vms(vms),
-        supported_vm_versions=SUPPORTED_VERSIONS_2022,
-        initial_state=state or MigrationState(),
-    )
+    """A Windows Server 2022 Datacenter host (VM versions 8.0-10.0). Options: domain,
+    part_of_domain, hyperv_installed, state (the initial MigrationState)."""
+    return _server(name, WINDOWS_SERVER_2022, SUPPORTED_VERSIONS_2022, addresses, vms, **options)
 
 
 def server_2025(
     name: str,
     addresses: Iterable[str | LabAddress] = (),
     vms: Iterable[LabVM | tuple[str, str]] = (),
+    **options: Any,
+) -> LabHostConfig:
+    """A Windows Server 2025 Datacenter host (VM versions 8.0-12.0); options as server_2022."""
+    return _server(name, WINDOWS_SERVER_2025, SUPPORTED_VERSIONS_2025, addresses, vms, **options)
+
+
+def _server(
+    name: str,
+    os: OsRelease,
+    supported: tuple[str, ...],
+    addresses: Iterable[str | LabAddress],
+    vms: Iterable[LabVM | tuple[str, str]],
     *,
     domain: str = "lab.example",
     part_of_domain: bool = True,
     hyperv_installed: bool = True,
     state: MigrationState | None = None,
 ) -> LabHostConfig:
-    """A Windows Server 2025 Datacenter host (VM versions 8.0-12.0)."""
     return LabHostConfig(
         name=name,
         domain=domain,
         part_of_domain=part_of_domain,
-        os=WINDOWS_SERVER_2025,
+        os=os,
         hyperv_installed=hyperv_installed,
         addresses=_addresses(addresses),
         vms=_vms(vms),
-        supported_vm_versions=SUPPORTED_VERSIONS_2025,
+        supported_vm_versions=supported,
         initial_state=state or MigrationState(),
     )
 
@@ -268,6 +266,7 @@ def fleet(
     newer = set(windows_2025)
     return tuple(
         (server_2025 if index in newer else server_2022)(
-            f"HV{index:0{width}d}", [f"{address}/{network.prefixlen}"], domain=domain)
+            f"HV{index:0{width}d}", [f"{address}/{network.prefixlen}"], domain=domain
+        )
         for index, address in enumerate(usable, start=1)
     )
