@@ -35,7 +35,10 @@ from hvlm.lab.pki import LabCA
 from hvlm.lab.runner import Lab
 from hvlm.lab.wsman import FaultSpec
 from tests.lab import samba_fixtures
-from tests.lab.samba_fixtures import samba_ca  # noqa: F401  (one CA per session: see lab_dc)
+
+# The Samba fixtures are registered HERE only: a fixture imported into several conftest or test
+# modules is a separate definition in each, so each would make its own CA for the shared DC.
+from tests.lab.samba_fixtures import new_computers, samba_ca, samba_dc  # noqa: F401
 
 NewLab = Callable[..., Lab]
 _serial = itertools.count(1)
@@ -59,7 +62,9 @@ def lab_dc(
         yield running[0]
         return
     dc = samba.SambaDC.provision(
-        tmp_path_factory.mktemp("lab-dc"), ca=samba_ca, admin_password=samba_fixtures.ADMIN_PASSWORD,
+        tmp_path_factory.mktemp("lab-dc"),
+        ca=samba_ca,
+        admin_password=samba_fixtures.ADMIN_PASSWORD,
         template_dir=samba_fixtures.samba_template_dir(request.config, tmp_path_factory),
     )
     dc.start()
@@ -88,21 +93,34 @@ def lab_hosts_only(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 def fresh_hosts(count: int) -> tuple[LabHostConfig, ...]:
     """Hosts named L0001, L0002... (never reused in a session), one address each in the subnet."""
     numbers = [next(_serial) for _ in range(count)]
-    return tuple(server_2022(f"L{n:04d}", [f"192.168.10.{10 + i}/24"])
-                 for i, n in enumerate(numbers, start=1))
+    return tuple(
+        server_2022(f"L{n:04d}", [f"192.168.10.{10 + i}/24"])
+        for i, n in enumerate(numbers, start=1)
+    )
 
 
 @pytest.fixture
 def new_lab(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[NewLab]:
     started: list[Lab] = []
 
-    def start(hosts: int = 2, *, directory: bool = True,
-              host_configs: Sequence[LabHostConfig] | None = None,
-              faults: Mapping[str, FaultSpec] | None = None, latency_ms: float = 0.0) -> Lab:
+    def start(
+        hosts: int = 2,
+        *,
+        directory: bool = True,
+        host_configs: Sequence[LabHostConfig] | None = None,
+        faults: Mapping[str, FaultSpec] | None = None,
+        latency_ms: float = 0.0,
+    ) -> Lab:
         dc = request.getfixturevalue("lab_dc") if directory else None
         configs = host_configs if host_configs is not None else fresh_hosts(hosts)
-        lab = Lab.start(tmp_path / f"lab{len(started)}", host_configs=configs, dc=dc,
-                        directory=directory, faults=faults, latency_ms=latency_ms)
+        lab = Lab.start(
+            tmp_path / f"lab{len(started)}",
+            host_configs=configs,
+            dc=dc,
+            directory=directory,
+            faults=faults,
+            latency_ms=latency_ms,
+        )
         started.append(lab)
         return lab
 
@@ -121,8 +139,11 @@ def private_netns() -> Iterator[None]:
     saved = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
     try:
         if libc.unshare(_CLONE_NEWNET) != 0:
-            pytest.fail(f"unshare(CLONE_NEWNET) failed ({os.strerror(ctypes.get_errno())}): "
-                        "these tests need root, as `make test` has", pytrace=False)
+            pytest.fail(
+                f"unshare(CLONE_NEWNET) failed ({os.strerror(ctypes.get_errno())}): "
+                "these tests need root, as `make test` has",
+                pytrace=False,
+            )
         try:
             subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
             yield

@@ -4,7 +4,6 @@ Run inside a private network namespace (Samba's ports are fixed):
     unshare --net sh -c 'ip link set lo up && .venv/bin/python -m pytest tests/integration/test_directory.py'
 """
 
-# ruff: noqa: F811  (pytest fixtures imported from samba_fixtures, then requested by name)
 from __future__ import annotations
 
 import subprocess
@@ -22,14 +21,7 @@ from hvlm.errors import (
 from hvlm.lab.pki import LabCA
 from hvlm.lab.samba import UAC_PROTOCOL_TRANSITION, Computer, SambaDC
 from hvlm.model import DirectoryAuth, DirectoryServer, DirectorySpec
-from tests.lab.samba_fixtures import (  # noqa: F401  (fixtures)
-    OPERATOR,
-    OPERATOR_PASSWORD,
-    NewComputers,
-    new_computers,
-    samba_ca,
-    samba_dc,
-)
+from tests.lab.samba_fixtures import OPERATOR, OPERATOR_PASSWORD, NewComputers
 
 pytestmark = pytest.mark.samba
 MIGRATION = "Microsoft Virtual System Migration Service"
@@ -37,10 +29,15 @@ DONT_EXPIRE_PASSWORD = 0x10000
 DC = DirectoryServer("ldaps://dc1.lab.example", "dc1.lab.example", 636, True, "127.0.0.1")
 
 
-def spec(dc: SambaDC, *servers: DirectoryServer, auth: DirectoryAuth = DirectoryAuth.SIMPLE,
-         ca: Path | None = None) -> DirectorySpec:
-    return DirectorySpec("lab.example", servers or (DC,), auth, str(ca or dc.ca_path),
-                         dc.base_dn, timeout_seconds=3)
+def spec(
+    dc: SambaDC,
+    *servers: DirectoryServer,
+    auth: DirectoryAuth = DirectoryAuth.SIMPLE,
+    ca: Path | None = None,
+) -> DirectorySpec:
+    return DirectorySpec(
+        "lab.example", servers or (DC,), auth, str(ca or dc.ca_path), dc.base_dn, timeout_seconds=3
+    )
 
 
 def admin(dc: SambaDC) -> SimpleCredentials:
@@ -88,8 +85,9 @@ def test_unrelated_values_survive_and_case_variants_are_not_duplicated(
     stored = samba_dc.read_computer(source)["msDS-AllowedToDelegateTo"]
     assert sorted(stored) == sorted([*unrelated, variant, *values_toward(peer)[:3]])
     with session(samba_dc) as directory:  # a second run changes nothing and sends no modify
-        again = directory.write(directory.read([source]).accounts[0], add=values_toward(peer),
-                                protocol_transition=True)
+        again = directory.write(
+            directory.read([source]).accounts[0], add=values_toward(peer), protocol_transition=True
+        )
         assert not again.changed and directory.counters.modifies == 0
 
 
@@ -191,17 +189,26 @@ def test_certificate_from_another_ca_is_refused(samba_dc: SambaDC, tmp_path: Pat
 def test_simple_bind_credentials_come_from_the_environment(samba_dc: SambaDC) -> None:
     with pytest.raises(CredentialsMissing, match="HVLM_LDAP_PASSWORD"):
         DirectorySession(spec(samba_dc), env={"HVLM_LDAP_USER": "Administrator@lab.example"})
-    env = {"HVLM_LDAP_USER": "Administrator@lab.example",
-           "HVLM_LDAP_PASSWORD": samba_dc.config.admin_password}
+    env = {
+        "HVLM_LDAP_USER": "Administrator@lab.example",
+        "HVLM_LDAP_PASSWORD": samba_dc.config.admin_password,
+    }
     with DirectorySession(spec(samba_dc), env=env) as directory:
         assert directory.read(["HV03"]).accounts
 
 
-def test_kerberos_bind_from_the_ticket_cache(samba_dc: SambaDC, tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kerberos_bind_from_the_ticket_cache(
+    samba_dc: SambaDC, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     env = samba_dc.krb5_env(tmp_path / "ccache")
-    subprocess.run(["kinit", "Administrator"], input=samba_dc.config.admin_password + "\n",
-                   text=True, env=env, check=True, capture_output=True)
+    subprocess.run(
+        ["kinit", "Administrator"],
+        input=samba_dc.config.admin_password + "\n",
+        text=True,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     monkeypatch.setenv("KRB5_CONFIG", env["KRB5_CONFIG"])
     monkeypatch.setenv("KRB5CCNAME", env["KRB5CCNAME"])
     kerberos = spec(samba_dc, auth=DirectoryAuth.KERBEROS)

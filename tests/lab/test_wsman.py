@@ -37,13 +37,7 @@ from hvlm.lab.wsman import (
 from hvlm.lab.wsman_auth import merge_keytabs
 from hvlm.lab.wsman_control import LabControlClient
 from tests.lab.conftest import LAB_PASSWORD, LAB_USER, StartLab, hyperv_endpoint
-from tests.lab.samba_fixtures import (  # noqa: F401  (fixtures)
-    ADMIN_PASSWORD,
-    OPERATOR,
-    OPERATOR_PASSWORD,
-    samba_ca,
-    samba_dc,
-)
+from tests.lab.samba_fixtures import ADMIN_PASSWORD, OPERATOR, OPERATOR_PASSWORD
 
 pytestmark = pytest.mark.lab
 
@@ -331,7 +325,7 @@ def kerberos_client(lab: LabServer, name: str, user: str, password: str) -> WSMa
 @pytest.mark.samba
 def test_kerberos_with_message_encryption(
     start_lab: StartLab,
-    samba_dc: SambaDC,  # noqa: F811
+    samba_dc: SambaDC,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Any,
 ) -> None:

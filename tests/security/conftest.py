@@ -35,7 +35,6 @@ from hvlm.lab.hyperv import HyperVHost
 from hvlm.lab.hyperv_config import server_2022
 from hvlm.lab.samba import SambaDC
 from hvlm.lab.wsman import Credentials, FaultSpec, LabEndpointConfig, LabServer, Transport
-from tests.lab.samba_fixtures import samba_ca, samba_dc  # noqa: F401  (fixtures)
 
 REPO = Path(__file__).resolve().parents[2]
 DOMAIN = "lab.example"
