@@ -169,16 +169,20 @@ def test_one_set_vmhost_carries_every_changed_setting_with_typed_values() -> Non
     )
 
 
+# enabled, Kerberos, on one network only
+ENABLED_ON_A = MigrationState(
+    True,
+    AuthenticationType.KERBEROS,
+    PerformanceOption.COMPRESSION,
+    2,
+    2,
+    False,
+    (ObservedNetwork(NET_A, 0),),
+)
+
+
 def test_migration_is_disabled_only_when_declared_and_first() -> None:
-    observed = MigrationState(
-        True,
-        AuthenticationType.KERBEROS,
-        PerformanceOption.COMPRESSION,
-        2,
-        2,
-        False,
-        (ObservedNetwork(NET_A, 0),),
-    )
+    observed = ENABLED_ON_A
     assert names(host_commands(MigrationSettings(enabled=False, networks=()), observed)) == [
         "Disable-VMMigration",
         "Remove-VMMigrationNetwork -Subnet 192.168.10.0/24",
@@ -189,15 +193,7 @@ def test_migration_is_disabled_only_when_declared_and_first() -> None:
 
 
 def test_removing_the_last_network_of_an_enabled_host_is_refused() -> None:
-    observed = MigrationState(
-        True,
-        AuthenticationType.KERBEROS,
-        PerformanceOption.COMPRESSION,
-        2,
-        2,
-        False,
-        (ObservedNetwork(NET_A, 0),),
-    )
+    observed = ENABLED_ON_A
     with pytest.raises(UnsafeHostChange, match="no migration network"):
         host_commands(MigrationSettings(networks=()), observed)
     with pytest.raises(UnsafeHostChange):
@@ -205,15 +201,7 @@ def test_removing_the_last_network_of_an_enabled_host_is_refused() -> None:
 
 
 def test_use_any_network_is_set_before_the_last_network_goes() -> None:
-    observed = MigrationState(
-        True,
-        AuthenticationType.KERBEROS,
-        PerformanceOption.COMPRESSION,
-        2,
-        2,
-        False,
-        (ObservedNetwork(NET_A, 0),),
-    )
+    observed = ENABLED_ON_A
     assert names(host_commands(MigrationSettings(use_any_network=True, networks=()), observed)) == [
         "Set-VMHost -UseAnyNetworkForMigration $true",
         "Remove-VMMigrationNetwork -Subnet 192.168.10.0/24",
