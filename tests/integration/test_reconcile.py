@@ -241,3 +241,20 @@ def test_host_selection_in_a_group_applies_and_verifies_only_toward_the_selectio
     assert lower(values_toward("RC01")) <= rc03 and lower(values_toward("RC02")) <= rc03
     assert fleet.apply().code == 0
     assert fleet.converged()
+
+
+def test_refresh_tickets_purges_the_system_tickets_of_hosts_whose_delegation_changed(
+    fleet: LabFleet,
+) -> None:
+    """`--refresh-tickets`: after the delegation was written, `klist purge -li 0x3e7` runs on the
+    hosts whose computer account changed (the source document's last step), and only then; a
+    converged fleet purges nothing."""
+    before = {name: fleet.hosts[name].purge_count() for name in NAMES}
+    result = fleet.apply("--refresh-tickets")
+    assert result.code == 0, result
+    for name in NAMES:
+        assert f"host/{name}/tickets" in result.output, result
+        assert fleet.hosts[name].purge_count() == before[name] + 1
+    again = fleet.apply("--refresh-tickets")
+    assert again.code == 0 and "tickets" not in again.output, again
+    assert all(fleet.hosts[n].purge_count() == before[n] + 1 for n in NAMES)
