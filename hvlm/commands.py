@@ -69,10 +69,6 @@ def _fleet_options(fn: F) -> F:
     return fn
 
 
-def _progress() -> Callable[[str, str], None] | None:
-    return None
-
-
 def _load(path: str) -> LoadResult:
     result = load_manifest(path)
     for warning in result.warnings:
@@ -132,7 +128,7 @@ def plan(
 ) -> None:
     """Read every host and computer account, show what apply would change."""
     loaded = _load(manifest)
-    with open_fleet(loaded.manifest, parallelism, _progress()) as fleet:
+    with open_fleet(loaded.manifest, parallelism) as fleet:
         _, the_plan = _observe_and_plan(fleet, loaded, hosts, refresh_tickets)
     _show(the_plan, fmt, color)
     if out:
@@ -253,7 +249,7 @@ def apply(
     """Apply a manifest (plan, show, confirm, apply) or exactly a saved plan; then verify."""
     if _is_plan_file(source):
         saved, loaded = _load_plan_file(source)
-        with open_fleet(loaded.manifest, parallelism, _progress()) as fleet:
+        with open_fleet(loaded.manifest, parallelism) as fleet:
             touched = sorted(
                 {t.address.split("/", 2)[1] for t in saved.targets if t.address.startswith("host/")}
             )
@@ -269,7 +265,7 @@ def apply(
             report = apply_plan(fleet, saved, observation)
     else:
         loaded = _load(source)
-        with open_fleet(loaded.manifest, parallelism, _progress()) as fleet:
+        with open_fleet(loaded.manifest, parallelism) as fleet:
             observation, the_plan = _observe_and_plan(fleet, loaded, hosts, refresh_tickets)
             if fmt != "json" or not the_plan.has_changes:
                 _show(the_plan, fmt, color)

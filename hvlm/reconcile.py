@@ -30,6 +30,7 @@ from hvlm.hosts.commands import PURGE_SYSTEM_TICKETS, HostCommand, host_commands
 from hvlm.model import DirectorySpec, HostSpec, Manifest
 from hvlm.plan import Change, Phase, Plan
 from hvlm.planner import build_plan, settings_from_plan
+from hvlm.progress import host_progress
 from hvlm.state import DelegationState, DirectoryState, HostState
 
 log = structlog.get_logger("hvlm.reconcile")
@@ -116,7 +117,7 @@ class Fleet:
         open_host: HostOpener,
         open_directory: DirectoryOpener,
         parallelism: int = 16,
-        progress: Callable[[str, str], None] | None = None,
+        progress: bool | None = None,
     ) -> None:
         self.manifest = manifest
         self._open_host, self._open_directory = open_host, open_directory
@@ -124,7 +125,7 @@ class Fleet:
         self._sessions: dict[str, HostSessionLike] = {}
         self._directory: DirectoryLike | None = None
         self._lock = threading.Lock()
-        self._progress = progress or (lambda host, what: None)
+        self.progress = progress  # None: a bar when stderr is a TTY, log lines otherwise
 
     # --- sessions --------------------------------------------------------------------------------
     def session(self, spec: HostSpec) -> HostSessionLike:
@@ -173,16 +174,18 @@ class Fleet:
         states: dict[str, HostState] = {}
         errors: dict[str, str] = {}
 
-        def one(spec: HostSpec) -> None:
-            self._progress(spec.name, "read")
-            try:
-                states[spec.key] = self.session(spec).read()
-            except HvlmError as exc:
-                errors[spec.key] = str(exc)
-                log.warning("host read failed", host=spec.name, error=str(exc))
-                self._drop(spec)
+        with host_progress("read", len(specs), self.progress) as tick:
 
-        parallel(one, specs, self.parallelism)
+            def one(spec: HostSpec) -> None:
+                try:
+                    states[spec.key] = self.session(spec).read()
+                except HvlmError as exc:
+                    errors[spec.key] = str(exc)
+                    log.warning("host read failed", host=spec.name, error=str(exc))
+                    self._drop(spec)
+                tick(spec.name, spec.key in states)
+
+            parallel(one, specs, self.parallelism)
         return states, errors
 
     def read_directory(self, specs: Sequence[HostSpec]) -> tuple[DirectoryState | None, str | None]:
@@ -216,7 +219,7 @@ class Fleet:
 def open_fleet(
     manifest: Manifest,
     parallelism: int = 16,
-    progress: Callable[[str, str], None] | None = None,
+    progress: bool | None = None,
     open_host: HostOpener | None = None,
     open_directory: DirectoryOpener | None = None,
 ) -> Iterator[Fleet]:

@@ -9,10 +9,8 @@ others go on. Progress: a rich bar on a TTY, one structlog line per host otherwi
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from contextlib import contextmanager
 from typing import TypeVar
 
 import structlog
@@ -28,12 +26,12 @@ from hvlm.hosts.session import (
     read_host,
 )
 from hvlm.model import HostSpec
+from hvlm.progress import host_progress
 from hvlm.state import HostState
 
 log = structlog.get_logger(__name__)
 
 _R = TypeVar("_R")
-Progress = Callable[[str, bool], None]  # (host name, ok) after each host
 
 
 def read_fleet(
@@ -79,7 +77,7 @@ def _run_all(
         return results
     workers = max(1, min(parallelism, len(hosts)))
     with (
-        _progress(label, len(hosts), progress) as tick,
+        host_progress(label, len(hosts), progress) as tick,
         ThreadPoolExecutor(workers, thread_name_prefix="hvlm-host") as pool,
     ):
         futures: dict[Future[_R], HostSpec] = {pool.submit(work, spec): spec for spec in hosts}
@@ -100,31 +98,3 @@ def _outcome(future: Future[_R], spec: HostSpec) -> _R | HostError:
         return HostError(spec.name, "prepare", str(error))
     except Exception as exc:  # one host's surprise must not sink the fleet
         return map_exception(exc, spec.name, "internal", spec.connection)
-
-
-@contextmanager
-def _progress(label: str, total: int, enabled: bool | None) -> Iterator[Progress]:
-    """A rich progress bar on a TTY; otherwise a structured line per finished host."""
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    if not enabled:
-        done = 0
-
-        def line(host: str, ok: bool) -> None:
-            nonlocal done
-            done += 1
-            log.info(f"{label} host", host=host, ok=ok, done=done, total=total)
-
-        yield line
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, transient=True, console=Console(stderr=True)) as bar:
-        task = bar.add_task(f"{label} hosts", total=total)
-
-        def advance(host: str, ok: bool) -> None:
-            bar.update(task, advance=1, description=f"{label} hosts (last: {host})")
-
-        yield advance

@@ -11,6 +11,7 @@ Run inside a private network namespace (Samba's ports are fixed):
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -258,3 +259,14 @@ def test_refresh_tickets_purges_the_system_tickets_of_hosts_whose_delegation_cha
     again = fleet.apply("--refresh-tickets")
     assert again.code == 0 and "tickets" not in again.output, again
     assert all(fleet.hosts[n].purge_count() == before[n] + 1 for n in NAMES)
+
+
+def test_progress_off_a_terminal_is_one_log_line_per_host_on_stderr(fleet: LabFleet) -> None:
+    """Not on a TTY, fleet progress is structured log lines on stderr; stdout stays the plan."""
+    result = fleet.hvlm("--log-level", "info", "plan", str(fleet.manifest), "--format", "json")
+    assert result.code == 0, result
+    assert json.loads(result.stdout)["format_version"] == 1  # stdout: the plan and nothing else
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    ticks = [line for line in lines if line.get("event") == "read host"]
+    assert sorted(t["host"] for t in ticks) == sorted(NAMES), result.stderr
+    assert all(t["ok"] and t["total"] == len(NAMES) for t in ticks)

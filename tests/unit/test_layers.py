@@ -24,6 +24,7 @@ PURE = [
     "hvlm.hosts.commands",
     "hvlm.hosts.records",
     "hvlm.reconcile",
+    "hvlm.progress",
 ]
 BACKENDS = ("pypsrp", "ldap3", "requests", "spnego", "psrpcore")
 
