@@ -23,7 +23,15 @@ from hvlm.errors import HvlmError, PlanFileError, inert
 from hvlm.manifest import LoadResult, load_manifest
 from hvlm.plan import Finding, Plan, dumps_plan, loads_plan, plan_to_document, stale_targets
 from hvlm.planner import current_fingerprints
-from hvlm.reconcile import ApplyReport, Fleet, Observation, Outcome, apply_plan, open_fleet
+from hvlm.reconcile import (
+    UNREAD_CODES,
+    ApplyReport,
+    Fleet,
+    Observation,
+    Outcome,
+    apply_plan,
+    open_fleet,
+)
 from hvlm.reconcile import plan_fleet as _plan_fleet
 from hvlm.render import render as render_plan
 
@@ -104,9 +112,7 @@ def _write_plan(plan: Plan, out: str) -> None:
 
 
 def _incomplete(plan: Plan) -> bool:
-    return bool(plan.unread_hosts) or (
-        not plan.directory_read and any(f.code == "directory-unread" for f in plan.findings)
-    )
+    return any(f.code in UNREAD_CODES for f in plan.findings)
 
 
 @click.command()

@@ -28,7 +28,7 @@ import structlog
 from hvlm.errors import DirectoryUnreachable, HvlmError
 from hvlm.hosts.commands import PURGE_SYSTEM_TICKETS, HostCommand, host_commands
 from hvlm.model import DirectorySpec, HostSpec, Manifest
-from hvlm.plan import Change, Phase, Plan
+from hvlm.plan import Change, Finding, Phase, Plan
 from hvlm.planner import build_plan, settings_from_plan
 from hvlm.progress import host_progress
 from hvlm.state import DelegationState, DirectoryState, HostState
@@ -241,10 +241,8 @@ def plan_fleet(
     *,
     selection: Sequence[str] = (),
     refresh_tickets: bool = False,
-    findings: Sequence[object] = (),
+    findings: Sequence[Finding] = (),
 ) -> Plan:
-    from hvlm.plan import Finding
-
     return build_plan(
         fleet.manifest,
         observation.hosts,
@@ -253,7 +251,7 @@ def plan_fleet(
         refresh_tickets=refresh_tickets,
         host_errors=observation.host_errors,
         directory_error=observation.directory_error,
-        findings=[f for f in findings if isinstance(f, Finding)],
+        findings=findings,
     )
 
 
@@ -294,11 +292,12 @@ def apply_plan(fleet: Fleet, plan: Plan, observation: Observation) -> ApplyRepor
     _ticket_phase(fleet, plan.in_phase(Phase.TICKETS), run)
     drift = _verify(fleet, plan, run)
     ordered = tuple(run.results[c.address] for c in plan.changes if c.address in run.results)
-    unread = tuple(f"{f.subject}: {f.message}" for f in plan.findings if f.code in _UNREAD_CODES)
+    unread = tuple(f"{f.subject}: {f.message}" for f in plan.findings if f.code in UNREAD_CODES)
     return ApplyReport(ordered, drift, unread)
 
 
-_UNREAD_CODES = frozenset({"host-unread", "directory-unread"})
+# findings that mean part of the fleet was not read, so the plan is incomplete
+UNREAD_CODES = frozenset({"host-unread", "directory-unread"})
 
 
 def _by_host(changes: Sequence[Change]) -> dict[str, list[Change]]:
