@@ -317,9 +317,10 @@ def _account_findings(view: _View) -> Iterator[Finding]:
         )
     if view.kerberos and not view.protocol_transition:
         yield Finding(
-            WARNING, subject, "protocol-transition-missing",
+            ERROR, subject, "protocol-transition-missing",
             f"{name} delegates with Kerberos only: a migration started remotely (not signed in "
-            "on the source) fails with 0x8009030E 'No credentials are available'",
+            "on the source) fails with 0x8009030E 'No credentials are available'; the source "
+            "document requires 'use any authentication protocol'",
             fix="delegation.protocolTransition: true (\"use any authentication protocol\")",
             evidence=f"{uac} lacks TRUSTED_TO_AUTH_FOR_DELEGATION (0x01000000)",
         )

@@ -214,7 +214,8 @@ def _migration_fields(state: MigrationState) -> Fields:
     if state.use_any_network:
         network = ("any",)
     elif state.networks:
-        nets = sorted(state.networks, key=lambda n: (n.priority, n.subnet.version,
+        nets = sorted(state.networks, key=lambda n: (n.priority is None, n.priority or 0,
+                                                     n.subnet.version,
                                                      int(n.subnet.network_address)))
         network = ("list", tuple((str(n.subnet), n.priority) for n in nets))
     else:
@@ -265,7 +266,9 @@ def _migration_yaml(fields: Fields) -> dict[str, Any]:
         elif network[0] == "none":
             out["useAnyNetwork"] = False
         else:
-            out["networks"] = [{"subnet": s, "priority": p} for s, p in network[1]]
+            # An unset priority (no Metric on the host) is left unmanaged: no `priority` key.
+            out["networks"] = [{"subnet": s} if p is None else {"subnet": s, "priority": p}
+                               for s, p in network[1]]
     return out
 
 

@@ -292,6 +292,20 @@ def parse_subnet(text: str) -> tuple[m.IPNetwork | None, str | None]:
     return None, f"'{_clip(text)}' has host bits set: the network is {loose}"
 
 
+_APIPA = ipaddress.ip_network("169.254.0.0/16")
+
+
+def refused_subnet(subnet: m.IPNetwork) -> str | None:
+    """Why Add-VMMigrationNetwork would refuse `subnet` (loopback, APIPA), or None."""
+    address = subnet.network_address
+    if address.is_loopback:
+        return f"{subnet} is a loopback network: Hyper-V refuses it as a migration network"
+    if address.version == 4 and address in _APIPA:
+        return (f"{subnet} is a link-local (APIPA, 169.254.0.0/16) network: Hyper-V refuses it "
+                "as a migration network")
+    return None
+
+
 def _check_semantics(data: dict[str, Any], diag: _Located, tolerant: bool) -> None:
     """Checks the schema cannot express. After schema errors (`tolerant`), each part is checked
     only if its shape allows, so that one run reports as much as it can."""
@@ -312,6 +326,7 @@ def _check_semantics(data: dict[str, Any], diag: _Located, tolerant: bool) -> No
     raw_defaults = data.get("defaults")
     defaults: dict[str, Any] = raw_defaults if isinstance(raw_defaults, dict) else {}
     guarded(_check_migration, defaults.get("migration"), ("defaults", "migration"), diag)
+    guarded(_check_delegation, defaults.get("delegation"), ("defaults", "delegation"), diag)
     seen: dict[str, int] = {}
     raw_hosts = data.get("hosts")
     for i, host in enumerate(raw_hosts if isinstance(raw_hosts, list) else []):
@@ -402,6 +417,7 @@ def _check_host(
             f"'{_clip(host['address'])}' is not NAME, IP, NAME:PORT or [IPv6]:PORT",
         )
     _check_migration(host.get("migration"), base + ("migration",), diag)
+    _check_delegation(host.get("delegation"), base + ("delegation",), diag)
     migration = _merged(defaults.get("migration"), host.get("migration"))
     if migration.get("authentication") == "Kerberos" and not domain:
         diag.add(
@@ -441,6 +457,8 @@ def _check_migration(section: dict[str, Any] | None, path: Path, diag: _Located)
     seen: dict[m.IPNetwork, int] = {}
     for j, net in enumerate(nets or []):
         subnet, problem = parse_subnet(net["subnet"])
+        if subnet is not None and problem is None:
+            problem = refused_subnet(subnet)
         if problem or subnet is None:
             diag.add(path + ("networks", j, "subnet"), problem or "invalid subnet")
         elif subnet in seen:
@@ -450,6 +468,16 @@ def _check_migration(section: dict[str, Any] | None, path: Path, diag: _Located)
             )
         else:
             seen[subnet] = j
+
+
+def _check_delegation(section: dict[str, Any] | None, path: Path, diag: _Located) -> None:
+    if section and section.get("protocolTransition") is False:
+        diag.add(
+            path + ("protocolTransition",),
+            "without 'use any authentication protocol' a Kerberos live migration started "
+            "remotely fails with 0x8009030E (the source document requires it)",
+            Severity.WARNING,
+        )
 
 
 def _check_groups(groups: list[dict[str, Any]], hosts: dict[str, int], diag: _Located) -> None:
@@ -525,7 +553,9 @@ def _migration(section: dict[str, Any]) -> m.MigrationSettings:
 
 def _delegation(section: dict[str, Any]) -> m.DelegationSettings:
     services = tuple(m.DelegationService(s) for s in section.get("services", ["migration", "cifs"]))
-    return m.DelegationSettings(services, section.get("protocolTransition"))
+    # "Use any authentication protocol" is what the source document requires (step 5): on unless
+    # the manifest says otherwise. Only Kerberos hosts' accounts are managed (hvlm.planner).
+    return m.DelegationSettings(services, section.get("protocolTransition", True))
 
 
 def _connection(section: dict[str, Any], address: str, port: int | None) -> m.ConnectionSpec:

@@ -100,7 +100,9 @@ class MigrationSettings:
 @dataclass(frozen=True)
 class DelegationSettings:
     services: tuple[DelegationService, ...] = (DelegationService.MIGRATION, DelegationService.CIFS)
-    protocol_transition: bool | None = None
+    # 0x01000000 "use any authentication protocol": required by the source document for a
+    # Kerberos host (0x8009030E otherwise); None leaves the bit as it is.
+    protocol_transition: bool | None = True
 
 
 @dataclass(frozen=True)

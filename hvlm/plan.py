@@ -171,7 +171,8 @@ def _digest(document: object) -> str:
 def host_fingerprint(state: MigrationState) -> str:
     """What the host changes were computed from; network order on the host does not matter."""
     networks = sorted(
-        (n.subnet.version, int(n.subnet.network_address), n.subnet.prefixlen, n.priority)
+        (n.subnet.version, int(n.subnet.network_address), n.subnet.prefixlen,
+         -1 if n.priority is None else n.priority)
         for n in state.networks
     )
     return _digest(

@@ -215,15 +215,6 @@ def _host_findings(spec: HostSpec, state: HostState) -> list[Finding]:
                 "in the same or trusted domains",
             evidence="Win32_ComputerSystem.PartOfDomain=False",
         ))
-    wanted = spec.migration
-    if wanted.networks is not None and wanted.use_any_network is None \
-            and state.migration.use_any_network:
-        found.append(Finding(
-            Severity.WARNING, subject, "networks-ignored",
-            "the host migrates over any network, so the declared networks are not used",
-            fix="declare useAnyNetwork: false to restrict migration to the listed networks",
-            evidence="UseAnyNetworkForMigration=True",
-        ))
     return found
 
 
@@ -295,7 +286,9 @@ def _network_changes(spec: HostSpec, observed: MigrationState) -> list[Change]:
                                   "declared in the manifest, missing on the host", None, after))
             continue
         before: dict[str, FieldValue] = {"subnet": text, "priority": current[net.subnet]}
-        reason = f"priority {current[net.subnet]} on the host, the manifest wants {net.priority}"
+        have = current[net.subnet]
+        shown = "unset" if have is None else str(have)
+        reason = f"priority {shown} on the host, the manifest wants {net.priority}"
         changes.append(Change(address, Phase.HOST, Action.UPDATE, spec.name, reason,
                               before, after))
     if current:
@@ -304,7 +297,7 @@ def _network_changes(spec: HostSpec, observed: MigrationState) -> list[Change]:
 
 
 def _removed_networks(
-    spec: HostSpec, current: dict[IPNetwork, int], wanted: tuple[MigrationNetwork, ...]
+    spec: HostSpec, current: dict[IPNetwork, int | None], wanted: tuple[MigrationNetwork, ...]
 ) -> list[Change]:
     declared = {net.subnet for net in wanted}
     return [

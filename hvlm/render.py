@@ -69,6 +69,8 @@ def _show(value: FieldValue) -> str:
 def _show_field(name: str, value: FieldValue) -> str:
     if name == "userAccountControl" and isinstance(value, int) and not isinstance(value, bool):
         return f"0x{value:08x}"
+    if name == "priority" and value is None:
+        return "unset (Hyper-V chooses)"
     return _show(value)
 
 

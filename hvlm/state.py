@@ -24,7 +24,17 @@ IPInterface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
 @dataclass(frozen=True)
 class ObservedNetwork:
     subnet: IPNetwork
-    priority: int
+    # Nullable<Int32> on the module's VMMigrationNetwork: None when the service stored no Metric
+    # (a network added without -Priority may read back so; DOMAIN.md).
+    priority: int | None
+    # The Subnet text as the host showed it, when it is not the canonical form (an entry made by
+    # another tool with host bits set, say): cmdlets must name it so, as Hyper-V matches
+    # SubnetNumber by parsed address, not by network (VMHost.MatchesSubnet).
+    text: str = field(default="", compare=False)
+
+    @property
+    def cmdlet_subnet(self) -> str:
+        return self.text or str(self.subnet)
 
 
 @dataclass(frozen=True)

@@ -115,14 +115,15 @@ def add_network(net: MigrationNetwork) -> HostCommand:
     return HostCommand("Add-VMMigrationNetwork", params)
 
 
-def set_network_priority(subnet: IPNetwork, priority: int) -> HostCommand:
+def set_network_priority(network: ObservedNetwork, priority: int) -> HostCommand:
+    """-Subnet names the host's entry as the host shows it (ObservedNetwork.cmdlet_subnet)."""
     return HostCommand(
-        "Set-VMMigrationNetwork", (("Subnet", str(subnet)), ("NewPriority", priority))
+        "Set-VMMigrationNetwork", (("Subnet", network.cmdlet_subnet), ("NewPriority", priority))
     )
 
 
-def remove_network(subnet: IPNetwork) -> HostCommand:
-    return HostCommand("Remove-VMMigrationNetwork", (("Subnet", str(subnet)),))
+def remove_network(network: ObservedNetwork) -> HostCommand:
+    return HostCommand("Remove-VMMigrationNetwork", (("Subnet", network.cmdlet_subnet),))
 
 
 def host_commands(desired: MigrationSettings, observed: MigrationState) -> tuple[HostCommand, ...]:
@@ -164,9 +165,9 @@ def _network_steps(
         if seen is None:
             adds.append(add_network(net))
         elif net.priority is not None and seen.priority != net.priority:
-            priorities.append(set_network_priority(net.subnet, net.priority))
+            priorities.append(set_network_priority(seen, net.priority))
     wanted = {net.subnet for net in desired.networks}
-    removes = [remove_network(n.subnet) for n in observed.networks if n.subnet not in wanted]
+    removes = [remove_network(n) for n in observed.networks if n.subnet not in wanted]
     return adds, priorities, removes
 
 
@@ -232,16 +233,18 @@ def expected_state(desired: MigrationSettings, observed: MigrationState) -> Migr
         changes["networks"] = tuple(
             ObservedNetwork(
                 n.subnet,
-                n.priority if n.priority is not None else _priority_or(observed, n.subnet, 0),
+                n.priority if n.priority is not None else _observed_priority(observed, n.subnet),
             )
             for n in desired.networks
         )
     return replace(observed, **changes)  # type: ignore[arg-type]
 
 
-def _priority_or(observed: MigrationState, subnet: IPNetwork, default: int) -> int:
+def _observed_priority(observed: MigrationState, subnet: IPNetwork) -> int | None:
+    """The priority a network keeps when the manifest leaves it unmanaged: the host's, or (for a
+    network added without -Priority) whatever the service chooses, None included."""
     seen = observed.network(subnet)
-    return seen.priority if seen is not None else default
+    return seen.priority if seen is not None else None
 
 
 def simulate(state: MigrationState, step: HostCommand) -> MigrationState:
@@ -257,8 +260,9 @@ def simulate(state: MigrationState, step: HostCommand) -> MigrationState:
         if name == "Remove-VMMigrationNetwork":
             return replace(state, networks=others)
         key = "Priority" if name == "Add-VMMigrationNetwork" else "NewPriority"
-        priority = dict((k, v) for k, v in step.parameters).get(key, 0)
-        return replace(state, networks=others + (ObservedNetwork(subnet, int(str(priority))),))
+        priority = dict((k, v) for k, v in step.parameters).get(key)
+        number = None if priority is None else int(str(priority))
+        return replace(state, networks=others + (ObservedNetwork(subnet, number),))
     if name == "Set-VMHost":
         changes: dict[str, object] = {}
         for parameter, attr in _SET_VMHOST_FIELDS:

@@ -166,6 +166,11 @@ def parse_int(value: object) -> int:
     return number
 
 
+def parse_optional_int(value: object) -> int | None:
+    """A Nullable<Int32>: <Nil/> (or a missing property) is None, not an error."""
+    return None if value is None else parse_int(value)
+
+
 def parse_subnet(text: str) -> IPNetwork:
     """A subnet as Hyper-V stores it ("{network}/{prefix}"; a bare IP is /32 or /128)."""
     return ipaddress.ip_network(text.strip(), strict=False)
@@ -209,8 +214,12 @@ def parse_network(obj: object) -> ObservedNetwork:
     subnet = prop(obj, "Subnet")
     if subnet is None:
         raise ValueError("a migration network without Subnet")
+    text = str(subnet).strip()
+    network = parse_subnet(text)
     return ObservedNetwork(
-        subnet=parse_subnet(str(subnet)), priority=parse_int(prop(obj, "Priority", 0))
+        subnet=network,
+        priority=parse_optional_int(prop(obj, "Priority")),
+        text="" if text == str(network) else text,
     )
 
 
@@ -329,16 +338,19 @@ def _collect(got: _Collected, obj: object) -> None:
 
 
 def _unique(networks: list[ObservedNetwork]) -> tuple[ObservedNetwork, ...]:
-    """First entry per subnet, in canonical order: priority, IPv4 before IPv6, address."""
+    """First entry per subnet, in canonical order: priority (unset last), IPv4 before IPv6,
+    address."""
     seen: dict[IPNetwork, ObservedNetwork] = {}
     for net in networks:
         seen.setdefault(net.subnet, net)
     return tuple(sorted(seen.values(), key=_network_order))
 
 
-def _network_order(net: ObservedNetwork) -> tuple[int, int, int, int]:
+def _network_order(net: ObservedNetwork) -> tuple[bool, int, int, int, int]:
+    """Set priorities first (lower = preferred), then unset ones; then by address."""
     subnet = net.subnet
-    return (net.priority, subnet.version, int(subnet.network_address), subnet.prefixlen)
+    return (net.priority is None, net.priority or 0, subnet.version, int(subnet.network_address),
+            subnet.prefixlen)
 
 
 def _facts(got: _Collected) -> HostFacts:

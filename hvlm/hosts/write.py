@@ -172,16 +172,17 @@ def _errored(host: str, command: HostCommand, info: RecordInfo) -> StepResult:
 
 
 def _benign(command: HostCommand, info: RecordInfo) -> bool:
-    """Idempotence: the change the step wanted is already true."""
-    text = info.message.lower()
+    """Idempotence: the change the step wanted is already true.
+
+    Keyed on the FullyQualifiedErrorId (the message is a localised resource). Add's
+    `OperationFailed` id also covers "host does not support live migration", so it counts as
+    done only with the English SubnetAlreadyExists text too: on a localised host an existing
+    subnet is reported failed (safe: later steps are skipped) and the next apply converges.
+    """
     if command.cmdlet == "Add-VMMigrationNetwork":
-        return "already exists" in text
+        return info.error_id.startswith("OperationFailed,") and "already exists" in info.message
     if command.cmdlet == "Remove-VMMigrationNetwork":
-        return (
-            info.error_id.startswith("ObjectNotFound")
-            or "not found" in text
-            or ("no migration networks were found" in text)
-        )
+        return info.error_id.startswith("ObjectNotFound")
     return False
 
 
@@ -198,4 +199,7 @@ def _attribute(info: RecordInfo, steps: Sequence[HostCommand], pending: list[int
         values = [str(v) for _, v in steps[i].parameters if isinstance(v, str)]
         if any(v and v in info.message for v in values):
             return i
-    return same[0]
+    # Hyper-V's records carry no target (ExceptionHelper passes null) and localised messages:
+    # with several candidates, guessing would pin the error on the wrong step. Unknown: the
+    # verification read settles what happened.
+    return None

@@ -15,15 +15,23 @@ from __future__ import annotations
 import ipaddress
 import itertools
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Union
 
 IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 IPInterface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
 
-# Lab choice (UNCONFIRMED): the priority (WMI Metric) of a network added without -Priority.
-DEFAULT_NETWORK_PRIORITY = 0
+# UNCONFIRMED (DOMAIN.md): what Hyper-V stores for a network added without -Priority. The module
+# sends no Metric then, and its VMMigrationNetwork.Priority is a Nullable<Int32>: the lab takes the
+# reading that breaks clients, no metric at all, which Get-VMMigrationNetwork shows as <Nil/>.
+DEFAULT_NETWORK_PRIORITY: int | None = None
+
+# Tags of Msvm_VirtualSystemMigrationNetworkSettingData (DOMAIN.md): entries the user manages, and
+# the two hidden entries (0.0.0.0/0 and ::0/0) that make "use any network".
+USER_MANAGED = "Microsoft:UserManaged"
+ALL_NETWORKS = "Microsoft:UserManagedAllNetworks"
+ANY_NETWORK_SUBNETS = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
 
 
 class AuthenticationType(Enum):
@@ -43,18 +51,28 @@ class PerformanceOption(Enum):
 
 @dataclass(frozen=True)
 class MigrationNetwork:
-    """One user-managed incoming migration network (Get-VMMigrationNetwork)."""
+    """One incoming migration network entry: a user-managed one (Get-VMMigrationNetwork lists
+    it), or one of the two hidden "any network" entries (tag ALL_NETWORKS, never listed)."""
 
     subnet: IPNetwork
-    priority: int = DEFAULT_NETWORK_PRIORITY
+    priority: int | None = DEFAULT_NETWORK_PRIORITY  # None: no Metric stored
+    tag: str = USER_MANAGED
+    # SubnetNumber as the caller typed it (VMHost.AddNetwork stores the text before '/'); ""
+    # for the canonical form. Shown in Subnet and matched by wildcards, never compared.
+    typed: str = field(default="", compare=False)
+
+    @property
+    def hidden(self) -> bool:
+        return self.tag == ALL_NETWORKS
 
     @property
     def text(self) -> str:
-        """The Subnet property as Hyper-V shows it: "{network}/{prefix}"."""
-        return f"{self.subnet.network_address}/{self.subnet.prefixlen}"
+        """The Subnet property as Hyper-V shows it: "{SubnetNumber}/{PrefixLength}"."""
+        return f"{self.typed or self.subnet.network_address}/{self.subnet.prefixlen}"
 
     @classmethod
-    def parse(cls, subnet: str, priority: int = DEFAULT_NETWORK_PRIORITY) -> MigrationNetwork:
+    def parse(cls, subnet: str, priority: int | None = DEFAULT_NETWORK_PRIORITY
+              ) -> MigrationNetwork:
         """For configs and tests: a strict CIDR (a bare IP is /32 or /128)."""
         return cls(ipaddress.ip_network(subnet.strip(), strict=True), priority)
 
@@ -68,12 +86,34 @@ class MigrationState:
     max_storage_migrations: int = 2
     authentication: AuthenticationType = AuthenticationType.CredSSP
     performance: PerformanceOption = PerformanceOption.Compression
-    # "Use any network": the two hidden entries 0.0.0.0/0 and ::/0 (never listed).
-    use_any_network: bool = False
+    # The user-managed networks, as Get-VMMigrationNetwork lists them.
     networks: tuple[MigrationNetwork, ...] = ()
+    # The hidden "any network" entries present (0.0.0.0/0 and ::/0, tag ALL_NETWORKS).
+    hidden: tuple[MigrationNetwork, ...] = ()
+
+    @property
+    def use_any_network(self) -> bool:
+        """UseAnyNetworkForMigration: true only when BOTH hidden entries exist (DOMAIN.md)."""
+        present = {n.subnet for n in self.hidden}
+        return all(subnet in present for subnet in ANY_NETWORK_SUBNETS)
+
+    def with_any_network(self, on: bool) -> MigrationState:
+        """Set-VMHost -UseAnyNetworkForMigration: adds the missing hidden entries, or removes
+        both; the listed networks stay in place either way."""
+        if not on:
+            return replace(self, hidden=())
+        present = {n.subnet for n in self.hidden}
+        missing = tuple(MigrationNetwork(s, None, ALL_NETWORKS) for s in ANY_NETWORK_SUBNETS
+                        if s not in present)
+        return replace(self, hidden=self.hidden + missing)
 
     def subnets(self) -> tuple[str, ...]:
         return tuple(n.text for n in self.networks)
+
+
+def any_network_state(**fields: Any) -> MigrationState:
+    """A MigrationState that uses any network (both hidden entries), e.g. for a lab preset."""
+    return MigrationState(**fields).with_any_network(True)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ from psrpcore.types import ErrorCategory
 from hvlm.lab.hyperv_binding import Bound, CmdletSpec, Kind, Param
 from hvlm.lab.hyperv_config import (
     DEFAULT_NETWORK_PRIORITY,
-    AuthenticationType,
     IPNetwork,
     MigrationNetwork,
     MigrationState,
@@ -52,10 +51,6 @@ OVERFLOW_BYTE = "Value was either too large or too small for an unsigned byte."
 NO_NETWORKS = "No migration networks were found matching the specified criteria."
 NO_PARAMETER = ("Set-VMHost requires at least one parameter that changes a setting of the host; "
                 "none was specified.")
-CREDSSP_WARNING = (
-    "Live migrations with CredSSP authentication can only be started from the source host "
-    "after signing in to it interactively. To start migrations remotely, use Kerberos with "
-    "constrained delegation.")
 LOOPBACK = "A loopback address cannot be used as a migration network."
 LINK_LOCAL = "A link-local (APIPA) address cannot be used as a migration network."
 MULTIPLE = "The subnet matches more than one migration network: only one can be changed at a time."
@@ -179,15 +174,14 @@ def set_vmhost(host: HostView, bound: Bound, out: Emitter) -> None:
 def _apply_settings(state: MigrationState, bound: Bound, out: Emitter) -> MigrationState:
     """SetVMHost.ProcessOneOperand for the settings the lab keeps (others are accepted only)."""
     if "UseAnyNetworkForMigration" in bound:
-        state = replace(state, use_any_network=bound.get("UseAnyNetworkForMigration"))
+        state = state.with_any_network(bool(bound.get("UseAnyNetworkForMigration")))
     if "MaximumVirtualMachineMigrations" in bound:
         state = replace(state, max_vm_migrations=bound.get("MaximumVirtualMachineMigrations"))
     if AUTH.name in bound:
         auth = auth_from_ps(bound.get(AUTH.name))
-        if auth is not state.authentication:  # Hyper-V warns only on a change to CredSSP
-            state = replace(state, authentication=auth)
-            if auth is AuthenticationType.CredSSP:
-                out.warning(CREDSSP_WARNING)
+        # SetVMHost.cs only traces Warning_CredSSP (VMTrace.TraceWarning, a trace file): no
+        # warning record reaches the pipeline (FIDELITY.md).
+        state = replace(state, authentication=auth)
     if PERF.name in bound:
         state = replace(state, performance=perf_from_ps(bound.get(PERF.name)))
     if "MaximumStorageMigrations" in bound:
@@ -213,7 +207,7 @@ def disable_migration(host: HostView, bound: Bound, out: Emitter) -> None:
 
 def _format_error(out: Emitter, error: SubnetError, subnet: str) -> None:
     # A .NET FormatException/OverflowException is neither Argument- nor VirtualizationException.
-    out.vm_error("Unspecified", ErrorCategory.NotSpecified, str(error), subnet)
+    out.vm_error("Unspecified", ErrorCategory.NotSpecified, str(error))  # no target (FIDELITY.md)
 
 
 def get_networks(host: HostView, bound: Bound, out: Emitter) -> None:
@@ -236,17 +230,17 @@ def _validate_new_subnet(out: Emitter, text: str) -> IPNetwork | None:
         _format_error(out, error, text)
         return None
     if network.network_address.is_loopback:
-        out.vm_error("InvalidParameter", ErrorCategory.InvalidArgument, LOOPBACK, text)
+        out.vm_error("InvalidParameter", ErrorCategory.InvalidArgument, LOOPBACK)
         return None
     if network.version == 4 and str(network.network_address).startswith("169.254."):
-        out.vm_error("InvalidParameter", ErrorCategory.InvalidArgument, LINK_LOCAL, text)
+        out.vm_error("InvalidParameter", ErrorCategory.InvalidArgument, LINK_LOCAL)
         return None
     return network
 
 
 def _already_exists(out: Emitter, subnet: str) -> None:
     out.vm_error("OperationFailed", ErrorCategory.InvalidOperation,
-                 f"The migration network '{subnet}' already exists.", subnet)
+                 f"The migration network '{subnet}' already exists.")
 
 
 def add_network(host: HostView, bound: Bound, out: Emitter) -> None:
@@ -259,13 +253,18 @@ def add_network(host: HostView, bound: Bound, out: Emitter) -> None:
         _already_exists(out, subnet)
         return
     priority = bound.get("Priority", None)
-    added = MigrationNetwork(network, _priority(priority))
+    added = MigrationNetwork(network, _priority(priority), typed=_typed(subnet))
     host.set_state(replace(state, networks=state.networks + (added,)))
     if bound.get("Passthru"):
         out.write(migration_network(host.config, added))
 
 
-def _priority(value: int | None) -> int:
+def _typed(text: str) -> str:
+    """VMHost.AddNetwork stores SubnetNumber as typed (the text before '/'), not canonical."""
+    return text.strip().partition("/")[0].strip()
+
+
+def _priority(value: int | None) -> int | None:
     return DEFAULT_NETWORK_PRIORITY if value is None else value
 
 
@@ -290,9 +289,9 @@ def set_network(host: HostView, bound: Bound, out: Emitter) -> None:
         return
     if len(found) != 1:
         if found:
-            out.vm_error("OperationFailed", ErrorCategory.InvalidOperation, MULTIPLE, subnet)
+            out.vm_error("OperationFailed", ErrorCategory.InvalidOperation, MULTIPLE)
         else:
-            out.vm_error("ObjectNotFound", ErrorCategory.ObjectNotFound, NO_NETWORKS, subnet)
+            out.vm_error("ObjectNotFound", ErrorCategory.ObjectNotFound, NO_NETWORKS)
         return
     old = found[0]
     if new_network is not None:
@@ -300,7 +299,8 @@ def set_network(host: HostView, bound: Bound, out: Emitter) -> None:
             _already_exists(out, subnet)  # Hyper-V names the old subnet here
             return
         # As Hyper-V does: a new entry, with -NewPriority or the default one (not the old one).
-        changed = MigrationNetwork(new_network, _priority(bound.get("NewPriority")))
+        changed = MigrationNetwork(new_network, _priority(bound.get("NewPriority")),
+                                   typed=_typed(bound.get("NewSubnet")))
     else:
         changed = replace(old, priority=bound.get("NewPriority"))
     networks = tuple(changed if n is old else n for n in state.networks)
@@ -320,7 +320,7 @@ def remove_network(host: HostView, bound: Bound, out: Emitter) -> None:
         _format_error(out, error, subnet)
         return
     if not found:
-        out.vm_error("ObjectNotFound", ErrorCategory.ObjectNotFound, NO_NETWORKS, subnet)
+        out.vm_error("ObjectNotFound", ErrorCategory.ObjectNotFound, NO_NETWORKS)
         return
     if not out.should_process():
         return

@@ -116,7 +116,9 @@ def get_cim_instance(host: HostView, bound: Bound, out: Emitter) -> None:
                 "win32_operatingsystem": operating_system}
     builder = builders.get(class_name.lower())
     if builder is None:
-        _cim_error(out, "0x80041010", "Invalid class ", class_name)
+        # The target is "<namespace>:<class>" (FIDELITY.md), e.g. root\cimv2:Win32_Nope.
+        _cim_error(out, "0x80041010", "Invalid class ", f"{namespace.replace('/', chr(92))}:"
+                   f"{class_name}")
         return
     out.write(builder(host.config))
 

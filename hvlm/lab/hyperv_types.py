@@ -129,15 +129,23 @@ def migration_network(config: LabHostConfig, network: MigrationNetwork) -> PSObj
         [
             ("ComputerName", config.netbios_name),
             ("Subnet", network.text),
-            ("Priority", PSUInt(network.priority)),
+            # Nullable<Int32> on the module's object (DOMAIN.md): Int32, or <Nil/> when the
+            # service stored no Metric.
+            ("Priority", None if network.priority is None else PSInt(_int32(network.priority))),
         ],
     )
+
+
+def _int32(metric: int) -> int:
+    """NumberConverter.UInt32ToInt32 is an unchecked cast: a Metric >= 2^31 reads negative."""
+    return metric - 2**32 if metric > 0x7FFFFFFF else metric
 
 
 def virtual_machine(config: LabHostConfig, vm: LabVM) -> PSObject:
     """Get-VM's Microsoft.HyperV.PowerShell.VirtualMachine (Version is a string there)."""
     return ps_object(
-        [f"{HV}.VirtualMachine", f"{HV}.VirtualMachineBase", f"{HV}.VirtualizationObject"],
+        [f"{HV}.VirtualMachine", f"{HV}.VirtualMachineBase", f"{HV}.ComputeResource",
+         f"{HV}.VirtualizationObject"],
         [
             ("ComputerName", config.netbios_name),
             ("Name", vm.name),
@@ -161,7 +169,10 @@ def supported_version(version: str, is_default: bool) -> PSObject:
 
 
 def _cim_types(namespace: str, *classes: str) -> list[str]:
-    return [f"{CIM}#{namespace}/{c}" for c in classes] + [f"{CIM}#{classes[0]}", CIM]
+    """PowerShell's CIM type-name hierarchy: every class with its namespace, then every class
+    without it (GetTypeNameHierarchy), then CimInstance itself."""
+    return ([f"{CIM}#{namespace}/{c}" for c in classes] + [f"{CIM}#{c}" for c in classes]
+            + [CIM])
 
 
 def computer_system(config: LabHostConfig) -> PSObject:
@@ -211,7 +222,7 @@ def net_ip_address(address: LabAddress) -> PSObject:
             ("InterfaceAlias", address.interface_alias),
             ("AddressFamily", family),
             ("PrefixLength", PSByte(address.interface.network.prefixlen)),
-            ("AddressState", "Preferred"),
+            ("AddressState", PSUInt16(4)),  # uint16 in the MOF: 4 = Preferred
         ],
     )
 

@@ -36,12 +36,12 @@ would (enabled, dNSHostName, HOST/ and migration SPNs).
 starting one (the lab then neither provisions nor stops it; accounts that exist are left alone).
 
 The manifest (DIR/manifest.yaml) is a realistic first target: migration enabled, Kerberos,
-Compression, 2/2, the lab subnet at priority 0, delegation [migration, cifs] with protocol
-transition, every host in one group, connection https + basic + certValidation: DIR/ca.pem, each
-host's `address: 127.0.0.1:PORT`; directory lab.example at ldaps://dc1.lab.example (address
-127.0.0.1), auth simple. Without a directory the manifest has no directory, no delegation and no
-`authentication` (the schema forbids Kerberos without a directory; CredSSP would draw a warning):
-the hosts keep the authentication type they have.
+Compression, 2/2, the lab subnet at priority 0, delegation [migration, cifs] (protocol
+transition by default, not written), every host in one group, connection https + basic +
+certValidation: DIR/ca.pem, each host's `address: 127.0.0.1:PORT`; directory lab.example at
+ldaps://dc1.lab.example (address 127.0.0.1), auth simple. Without a directory the manifest has
+no directory, no delegation and no `authentication` (the schema forbids Kerberos without a
+directory; CredSSP would draw a warning): the hosts keep the authentication type they have.
 
 Faults: `faults` maps host names to `FaultSpec`s; `latency_ms` applies to every host whose spec has
 no latency of its own. Directory counters: `highest_committed_usn` and `changed_computers` (the

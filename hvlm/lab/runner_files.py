@@ -226,7 +226,8 @@ def manifest_document(info: LabInfo) -> dict[str, Any]:
             "auth": "simple",
             "certValidation": info.directory.ca,
         }
-        defaults["delegation"] = {"services": ["migration", "cifs"], "protocolTransition": True}
+        # protocolTransition is not written: true by default for Kerberos hosts (issue 11).
+        defaults["delegation"] = {"services": ["migration", "cifs"]}
     if all(h.scheme == "http" for h in info.hosts):  # NTLM with message encryption
         doc["connection"] = {"transport": "http", "auth": "ntlm"}
     else:

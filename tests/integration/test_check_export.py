@@ -197,7 +197,7 @@ SETUPS: dict[str, Callable[[Fleet], None]] = {
         "CK01", "CK02", uac=PROTOCOL_TRANSITION | UNCONSTRAINED),
     "credssp-on-2025": _credssp_pair,
     "any-network": lambda lab: lab.hosts["CK02"].set_state(
-        replace(KERBEROS, use_any_network=True, networks=())),
+        replace(KERBEROS, networks=()).with_any_network(True)),
     "host-unread": lambda lab: lab.server.set_fault("CK02", FaultSpec(refuse_auth=True)),
 }
 
@@ -218,7 +218,7 @@ CASES = [
         ("error", "CK02->CK01", "delegation-missing")})),
     Case("delegation-one-name-form-is-enough", ("CK01", "CK02"), frozenset()),
     Case("no-protocol-transition", ("CK01", "CK02"), frozenset({
-        ("warning", "directory/CK02", "protocol-transition-missing")})),
+        ("error", "directory/CK02", "protocol-transition-missing")})),
     Case("unconstrained-delegation", ("CK01", "CK02"), frozenset({
         ("error", "directory/CK01", "unconstrained-delegation")})),
     Case("credssp-on-2025", ("CK02", "CK03"), frozenset({
@@ -290,7 +290,7 @@ def brownfield(lab: Fleet) -> Fleet:
         KERBEROS, performance=PerformanceOption.SMB, max_vm_migrations=4,
         networks=(MigrationNetwork.parse(SUBNET, 0), MigrationNetwork.parse("10.20.0.0/16", 5))))
     lab.hosts["CK04"].set_state(replace(KERBEROS, authentication=AuthenticationType.CredSSP,
-                                        use_any_network=True, networks=()))
+                                        networks=()).with_any_network(True))
     lab.dc.seed_delegation("CK03", ["cifs/files01.lab.example"])
     return lab
 

@@ -170,7 +170,7 @@ CASES = yaml.safe_load(r"""
 
 - id: no-protocol-transition
   accounts: {HV02: {uac: 4096}}
-  expect: [[warning, directory/HV02, protocol-transition-missing]]
+  expect: [[error, directory/HV02, protocol-transition-missing]]  # required by the source document
 
 - id: unconstrained-delegation
   accounts: {HV01: {uac: 0x1081000}}
@@ -268,7 +268,7 @@ CASES = yaml.safe_load(r"""
     - [error, host/HV01, hyperv-role-missing]
     - [warning, host/HV01, any-network]
     - [error, directory/HV01, unconstrained-delegation]
-    - [warning, directory/HV01, protocol-transition-missing]
+    - [error, directory/HV01, protocol-transition-missing]
     - [error, host/HV02, host-unread]
     - [error, HV03->HV01, delegation-missing]
 
@@ -487,7 +487,7 @@ def test_json_document() -> None:
     findings = check_fleet(manifest, observed)
     document = json.loads(json.dumps(findings_document(findings, manifest)))
     assert document["format_version"] == 1
-    assert document["summary"] == {"errors": 4, "warnings": 2}
+    assert document["summary"] == {"errors": 5, "warnings": 1}
     assert document["findings"][0]["severity"] == "error"
     assert set(document["findings"][0]) == {"severity", "subject", "code", "message",
                                             "evidence", "fix"}

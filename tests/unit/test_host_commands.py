@@ -320,3 +320,17 @@ def test_restore_always_unstrands_and_never_disables_a_host_that_was_on(
         assert state.enabled or not before.enabled
     else:
         assert steps == ()
+
+
+def test_an_entry_with_host_bits_is_named_as_the_host_shows_it() -> None:
+    """Hyper-V matches -Subnet by the stored SubnetNumber's address (VMHost.MatchesSubnet): an
+    entry another tool stored as 10.1.0.5/16 must be removed as 10.1.0.5/16, not 10.1.0.0/16."""
+    odd = ObservedNetwork(ipaddress.ip_network("10.1.0.0/16"), 3, text="10.1.0.5/16")
+    observed = replace(FRESH, enabled=True, networks=(odd,))
+    wanted = MigrationSettings(networks=(MigrationNetwork(ipaddress.ip_network("10.2.0.0/16")),))
+    assert [str(c) for c in host_commands(wanted, observed)][-1] == \
+        "Remove-VMMigrationNetwork -Subnet 10.1.0.5/16"
+    reprioritise = MigrationSettings(networks=(
+        MigrationNetwork(ipaddress.ip_network("10.1.0.0/16"), 1),))
+    (step,) = host_commands(reprioritise, observed)
+    assert step.parameter("Subnet") == "10.1.0.5/16" and step.parameter("NewPriority") == 1

@@ -71,11 +71,14 @@ def enum_xml(prop: str, enum: str, name: str | None, value: int) -> str:
     )
 
 
-def network_xml(subnet: str, priority: int = 0) -> str:
+def network_xml(subnet: str, priority: int = 0, *, priority_xml: str | None = None) -> str:
+    """A VMMigrationNetwork; Priority is a Nullable<Int32> on the module's object."""
+    if priority_xml is None:
+        priority_xml = f'<I32 N="Priority">{priority}</I32>'
     return (
         '<Obj RefId="0"><TN RefId="0"><T>Microsoft.HyperV.PowerShell.VMMigrationNetwork</T>'
         f'<T>System.Object</T></TN><Props><S N="Subnet">{subnet}</S>'
-        f'<U32 N="Priority">{priority}</U32></Props></Obj>'
+        f"{priority_xml}</Props></Obj>"
     )
 
 
@@ -237,6 +240,51 @@ def test_subnets_are_parsed_networks_and_a_bare_ip_is_a_host_route() -> None:
         ObservedNetwork(ipaddress.ip_network("192.168.10.7/32"), 1),
         ObservedNetwork(ipaddress.ip_network("2001:db8::/64"), 2),
     )
+
+
+def test_host_left_by_hyper_v_manager_reads_with_unset_priorities() -> None:
+    """Networks added without -Priority: a <Nil/> Priority and a missing one both read as None;
+    a set one reads as its Int32, and set priorities sort before unset ones."""
+    state = parse_host_state("HV07", load_objects("gui_networks_read.xml"))
+    net = ipaddress.ip_network
+    assert state.migration.networks == (
+        ObservedNetwork(net("10.10.0.0/16"), 3),
+        ObservedNetwork(net("10.20.0.0/16"), None),
+        ObservedNetwork(net("10.30.0.0/16"), None),
+    )
+    assert state.migration.use_any_network is True
+
+
+# Every reading of a network's Priority that no source rules out (DOMAIN.md: UNCONFIRMED).
+PRIORITY_READINGS = {
+    "Int32 (the module's Nullable<Int32>)": ('<I32 N="Priority">4</I32>', 4),
+    "Int32 zero": ('<I32 N="Priority">0</I32>', 0),
+    "null Nullable": ('<Nil N="Priority" />', None),
+    "property missing": ("", None),
+    "UInt32 (the WMI Metric's own type)": ('<U32 N="Priority">4294967295</U32>', 4294967295),
+    "a large number the service chose": ('<I32 N="Priority">2147483647</I32>', 2147483647),
+}
+
+
+@pytest.mark.parametrize("xml, expected", PRIORITY_READINGS.values(), ids=PRIORITY_READINGS.keys())
+def test_every_reading_of_an_unset_priority(xml: str, expected: int | None) -> None:
+    state = parse_host_state(
+        "HV01", [obj(vmhost_xml()), obj(network_xml("10.1.0.0/16", priority_xml=xml))]
+    )
+    assert state.migration.networks == (
+        ObservedNetwork(ipaddress.ip_network("10.1.0.0/16"), expected),
+    )
+
+
+def test_a_non_canonical_subnet_keeps_the_hosts_text_for_cmdlets() -> None:
+    """Hyper-V stores SubnetNumber as typed and matches -Subnet by that address: the parsed
+    network compares, the host's own text is what cmdlets must name."""
+    state = parse_host_state("HV01", [obj(vmhost_xml()), obj(network_xml("10.1.0.5/16", 1)),
+                                      obj(network_xml("10.2.0.0/16", 2))])
+    odd, plain = state.migration.networks
+    assert odd.subnet == ipaddress.ip_network("10.1.0.0/16") and odd.text == "10.1.0.5/16"
+    assert odd.cmdlet_subnet == "10.1.0.5/16"
+    assert plain.text == "" and plain.cmdlet_subnet == "10.2.0.0/16"
 
 
 def test_duplicate_network_entries_keep_the_first() -> None:

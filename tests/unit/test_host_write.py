@@ -155,3 +155,27 @@ def test_warnings_are_kept() -> None:
     runner = Runner([lambda _: PipelineResult((), (), ("CredSSP needs a sign-in",), False)])
     result = apply_host_changes(runner, (SET,))
     assert result.warnings == ("CredSSP needs a sign-in",) and result.ok
+
+
+def test_operation_failed_on_add_without_the_exists_text_is_a_failure() -> None:
+    """Add's OperationFailed id also means "host does not support live migration" (and a
+    localised host words SubnetAlreadyExists its own way): it is never taken as done, so the
+    removals after it do not run and cannot strand the host."""
+    unsupported = record("Le serveur ne prend pas en charge la migration dynamique.",
+                         hv("AddVMMigrationNetwork"))
+    runner = Runner([stopped_by(unsupported)])
+    result = apply_host_changes(runner, (ADD_B, SET, REMOVE_C))
+    assert [s.status for s in result.steps] == [
+        StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.SKIPPED]
+    assert len(runner.sent) == 1 and not result.ok
+
+
+def test_an_untargeted_record_among_two_removals_is_not_guessed() -> None:
+    """Hyper-V's records have no TargetObject; with two Remove steps and a message naming
+    neither subnet, the error is not pinned on the first one: both are unknown (the
+    verification read settles them)."""
+    lost = record("Access denied.", hv("RemoveVMMigrationNetwork", "PermissionDenied"))
+    runner = Runner([lambda _: PipelineResult((), (lost,), (), failed=False)])
+    result = apply_host_changes(runner, (REMOVE_C, REMOVE_D))
+    assert [s.status for s in result.steps] == [StepStatus.UNKNOWN, StepStatus.UNKNOWN]
+    assert not result.ok

@@ -100,6 +100,27 @@ INVALID = [
         "the network is fd00::/64",
     ),
     (
+        "loopback",
+        HEAD + HOSTS + "defaults: {migration: {networks: [{subnet: 127.0.0.0/8}]}}\n",
+        "m.yaml:8:44: defaults.migration.networks[0].subnet: 127.0.0.0/8 is a loopback network: "
+        "Hyper-V refuses it as a migration network",
+    ),
+    (
+        "loopback-v6",
+        HEAD + HOSTS + "defaults: {migration: {networks: [{subnet: '::1'}]}}\n",
+        "::1/128 is a loopback network",
+    ),
+    (
+        "link-local",
+        HEAD + HOSTS + "defaults: {migration: {networks: [{subnet: 169.254.0.0/16}]}}\n",
+        "169.254.0.0/16 is a link-local (APIPA, 169.254.0.0/16) network: Hyper-V refuses it",
+    ),
+    (
+        "link-local-part",
+        HEAD + "hosts:\n  - name: HV02\n    migration: {networks: [{subnet: 169.254.7.0/24}]}\n",
+        "169.254.7.0/24 is a link-local (APIPA",
+    ),
+    (
         "duplicate-subnet",
         HEAD
         + HOSTS
@@ -203,6 +224,24 @@ def test_warnings_for_any_network_and_credssp() -> None:
     texts = [str(w) for w in result.warnings]
     assert any("not encrypted" in t for t in texts)
     assert any("Windows Server 2025" in t for t in texts)
+
+
+def test_protocol_transition_defaults_on_and_false_is_warned() -> None:
+    on = parse_manifest((HEAD + HOSTS).encode(), "m.yaml")
+    assert all(h.delegation.protocol_transition is True for h in on.manifest.hosts)
+    doc = HEAD + HOSTS + "defaults: {delegation: {protocolTransition: false}}\n"
+    off = parse_manifest(doc.encode(), "m.yaml")
+    assert off.manifest.hosts[0].delegation.protocol_transition is False
+    (warning,) = [str(w) for w in off.warnings]
+    assert "defaults.delegation.protocolTransition" in warning and "0x8009030E" in warning
+
+
+def test_listed_networks_mean_these_networks_only() -> None:
+    doc = HEAD + HOSTS + "defaults: {migration: {networks: [{subnet: 10.1.0.0/16}]}}\n"
+    result = parse_manifest(doc.encode(), "m.yaml")
+    migration = result.manifest.hosts[0].migration
+    assert migration.use_any_network is False
+    assert [n.priority for n in migration.networks or ()] == [None]
 
 
 def test_examples_validate_against_the_published_schema() -> None:
