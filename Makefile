@@ -32,8 +32,8 @@ test: venv
 	tests/isolated.sh $(PY) -m pytest -q
 
 lint: venv
-	$(VENV)/bin/ruff check hvlm tests bench
-	$(VENV)/bin/mypy --strict hvlm
+	$(VENV)/bin/ruff check hvlm hvlm_lab tests bench
+	$(VENV)/bin/mypy --strict hvlm hvlm_lab
 
 demo: venv
 	tests/isolated.sh bash examples/demo.sh $(LABDIR)

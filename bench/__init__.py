@@ -5,7 +5,7 @@ namespace through tests/isolated.sh, so the lab's Samba DC has its fixed ports t
 
 Modules:
   __main__   orchestration: every section, the table on stdout, bench/results.json, the chart;
-  fleet      the parent side: labs in their own processes (hvlm.lab.runner_process), client runs,
+  fleet      the parent side: labs in their own processes (hvlm_lab.runner.process), client runs,
              the lab's counters and CPU, lower bounds;
   client     the client side, one process per measurement (`hvlm plan`, hvlm's read, a bare
              pypsrp read, the apply path);

@@ -60,12 +60,12 @@ class Clock:
 def preload() -> None:
     """Import what every mode uses, so that no clock counts an import."""
     for module in ("hvlm.backends", "hvlm.cli", "hvlm.commands", "hvlm.reconcile",
-                   "hvlm.lab.cli", "pypsrp.powershell", "pypsrp.wsman"):
+                   "hvlm_lab.cli", "pypsrp.powershell", "pypsrp.wsman"):
         importlib.import_module(module)
 
 
 def lab_env(labdir: Path) -> dict[str, str]:
-    from hvlm.lab.runner_files import read_env
+    from hvlm_lab.runner.files import read_env
 
     return read_env(labdir)
 
@@ -110,7 +110,7 @@ def run_read_pypsrp(labdir: Path, parallelism: int) -> dict[str, Any]:
     from pypsrp.wsman import WSMan
 
     from hvlm.hosts.commands import READ_STATEMENTS  # the statements only (plain data)
-    from hvlm.lab.runner_files import read_info
+    from hvlm_lab.runner.files import read_info
 
     info = read_info(labdir)
     assert info is not None

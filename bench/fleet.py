@@ -1,7 +1,7 @@
 """The parent side of `make bench`: labs in their own processes, clients in theirs, side by side.
 
 Where it sits: `bench.__main__` calls the functions below; each starts a lab with
-hvlm.lab.runner_process.start_process (the hosts' event loop in a process of its own), runs one or
+hvlm_lab.runner.process.start_process (the hosts' event loop in a process of its own), runs one or
 more `bench.client` processes against it, and reads the lab's counters through its control
 channel (WSMan requests per host) and, with a directory, the computer accounts written.
 
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hvlm.lab.runner_process import LabProcess, start_process
+from hvlm_lab.runner.process import LabProcess, start_process
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT_TIMEOUT = 600.0

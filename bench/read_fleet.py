@@ -40,9 +40,9 @@ USER, PASSWORD = "benchadmin", "Bench-Pass-1!"  # lab-only credentials of a thro
 
 def serve(workdir: Path, hosts: int, latency_ms: float) -> None:
     """Child process: start the lab, print its endpoints as one JSON line, run until stdin ends."""
-    from hvlm.lab.hyperv import HyperVHost, server_2022
-    from hvlm.lab.pki import LabCA
-    from hvlm.lab.wsman import Credentials, FaultSpec, LabEndpointConfig, LabServer
+    from hvlm_lab.hyperv.host import HyperVHost, server_2022
+    from hvlm_lab.pki import LabCA
+    from hvlm_lab.wsman.server import Credentials, FaultSpec, LabEndpointConfig, LabServer
 
     ca = LabCA.create(workdir / "ca")
     configs = [
@@ -68,7 +68,6 @@ def measure(hosts: int, latency_ms: float, parallelism: int) -> dict[str, Any]:
     from hvlm.errors import HostError
     from hvlm.hosts.fleet import read_fleet
     from hvlm.hosts.session import Credentials as ClientCredentials
-    from hvlm.lab.wsman_control import LabControlClient
     from hvlm.model import (
         ConnectionSpec,
         DelegationSettings,
@@ -77,6 +76,7 @@ def measure(hosts: int, latency_ms: float, parallelism: int) -> dict[str, Any]:
         Transport,
         WinRMAuth,
     )
+    from hvlm_lab.wsman.control import LabControlClient
 
     with tempfile.TemporaryDirectory(prefix="hvlm-bench-") as tmp:
         child = subprocess.Popen(

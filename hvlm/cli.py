@@ -98,9 +98,9 @@ def _register_subcommands() -> None:
 
     register(cli)
     try:
-        from hvlm.lab.cli import register as register_lab
+        from hvlm_lab.cli import register as register_lab
     except ModuleNotFoundError as exc:  # `pip install hvlm` without the [lab] extra
-        if exc.name is not None and exc.name.startswith("hvlm") and exc.name != "hvlm.lab.cli":
+        if exc.name is not None and exc.name.startswith("hvlm") and exc.name != "hvlm_lab.cli":
             raise
         return
     register_lab(cli)

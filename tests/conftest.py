@@ -4,7 +4,7 @@
   is one DC per process: this fixture and tests/lab/samba_fixtures.py's `samba_dc` share it
   (whichever starts first; it holds HV01..HV03 and the non-privileged user `operator`). It FAILS
   (never skips) when Samba is not installed: CI installs it (`make system-deps`).
-- `lab` (session): `hvlm.lab.runner.Lab` with HV01..HV03 and the directory: `lab.manifest_path`,
+- `lab` (session): `hvlm_lab.runner.lab.Lab` with HV01..HV03 and the directory: `lab.manifest_path`,
   `lab.env`, `lab.server`, `lab.hosts`, `lab.dc`, `lab.stats()`. Shared by the whole session:
   read it, or put back what you change; tests that change hosts or accounts use `new_lab`.
 - `lab_hosts_only` (session): a Lab of 3 hosts without a directory (no DC needed).
@@ -29,11 +29,11 @@ from pathlib import Path
 
 import pytest
 
-from hvlm.lab import samba
-from hvlm.lab.hyperv_config import LabHostConfig, server_2022
-from hvlm.lab.pki import LabCA
-from hvlm.lab.runner import Lab
-from hvlm.lab.wsman import FaultSpec
+from hvlm_lab.hyperv.config import LabHostConfig, server_2022
+from hvlm_lab.pki import LabCA
+from hvlm_lab.runner.lab import Lab
+from hvlm_lab.samba import dc as samba
+from hvlm_lab.wsman.server import FaultSpec
 from tests.lab import samba_fixtures
 
 # The Samba fixtures are registered HERE only: a fixture imported into several conftest or test

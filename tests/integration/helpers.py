@@ -25,17 +25,17 @@ import ldap3
 from click.testing import CliRunner
 
 from hvlm.cli import main
-from hvlm.lab.hyperv import HyperVHost
-from hvlm.lab.hyperv_config import (
+from hvlm_lab.hyperv.config import (
     AuthenticationType,
     MigrationNetwork,
     MigrationState,
     PerformanceOption,
     server_2022,
 )
-from hvlm.lab.pki import LabCA
-from hvlm.lab.samba import LAB_ADMIN_PASSWORD, UAC_WORKSTATION_TRUST_ACCOUNT, SambaDC
-from hvlm.lab.wsman import Credentials, FaultSpec, LabEndpointConfig, LabServer
+from hvlm_lab.hyperv.host import HyperVHost
+from hvlm_lab.pki import LabCA
+from hvlm_lab.samba.dc import LAB_ADMIN_PASSWORD, UAC_WORKSTATION_TRUST_ACCOUNT, SambaDC
+from hvlm_lab.wsman.server import Credentials, FaultSpec, LabEndpointConfig, LabServer
 
 REPO = Path(__file__).resolve().parents[2]
 WINRM_USER, WINRM_PASSWORD = "hvadmin", "Lab-WinRM-Pass-1!"

@@ -17,8 +17,8 @@ import ssl
 import threading
 from pathlib import Path
 
-from hvlm.lab.pki import LabCA
-from hvlm.lab.samba import SambaDC
+from hvlm_lab.pki import LabCA
+from hvlm_lab.samba.dc import SambaDC
 
 DOMAIN = "lab.example"
 

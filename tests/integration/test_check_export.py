@@ -22,8 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hvlm.lab.hyperv import HyperVHost
-from hvlm.lab.hyperv_config import (
+from hvlm_lab.hyperv.config import (
     AuthenticationType,
     LabHostConfig,
     MigrationNetwork,
@@ -32,9 +31,10 @@ from hvlm.lab.hyperv_config import (
     server_2022,
     server_2025,
 )
-from hvlm.lab.pki import LabCA
-from hvlm.lab.samba import UAC_WORKSTATION_TRUST_ACCOUNT, SambaDC
-from hvlm.lab.wsman import Credentials, FaultSpec, LabEndpointConfig, LabServer
+from hvlm_lab.hyperv.host import HyperVHost
+from hvlm_lab.pki import LabCA
+from hvlm_lab.samba.dc import UAC_WORKSTATION_TRUST_ACCOUNT, SambaDC
+from hvlm_lab.wsman.server import Credentials, FaultSpec, LabEndpointConfig, LabServer
 from tests.integration.helpers import (
     DOMAIN,
     LDAP_USER,
@@ -77,7 +77,7 @@ class Fleet:
     workdir: Path
 
     def env(self) -> dict[str, str]:
-        from hvlm.lab.samba import LAB_ADMIN_PASSWORD
+        from hvlm_lab.samba.dc import LAB_ADMIN_PASSWORD
 
         return {"HVLM_WINRM_USER": WINRM_USER, "HVLM_WINRM_PASSWORD": WINRM_PASSWORD,
                 "HVLM_LDAP_USER": LDAP_USER, "HVLM_LDAP_PASSWORD": LAB_ADMIN_PASSWORD}

@@ -18,9 +18,9 @@ from hvlm.errors import (
     DirectoryAuthError,
     DirectoryUnreachable,
 )
-from hvlm.lab.pki import LabCA
-from hvlm.lab.samba import UAC_PROTOCOL_TRANSITION, Computer, SambaDC
 from hvlm.model import DirectoryAuth, DirectoryServer, DirectorySpec
+from hvlm_lab.pki import LabCA
+from hvlm_lab.samba.dc import UAC_PROTOCOL_TRANSITION, Computer, SambaDC
 from tests.lab.samba_fixtures import OPERATOR, OPERATOR_PASSWORD, NewComputers
 
 pytestmark = pytest.mark.samba

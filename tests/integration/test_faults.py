@@ -34,9 +34,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from hvlm.lab.hyperv_config import AuthenticationType, MigrationState
-from hvlm.lab.samba import SambaDC
-from hvlm.lab.wsman import CmdletFault, FaultSpec
+from hvlm_lab.hyperv.config import AuthenticationType, MigrationState
+from hvlm_lab.samba.dc import SambaDC
+from hvlm_lab.wsman.server import CmdletFault, FaultSpec
 from tests.integration.helpers import (
     BEFORE_VERIFY,
     BEFORE_WRITE,

@@ -20,7 +20,7 @@ import pytest
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
-from hvlm.lab.samba import SambaDC
+from hvlm_lab.samba.dc import SambaDC
 from tests.integration.helpers import (
     FRESH,
     WANTED,

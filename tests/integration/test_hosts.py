@@ -21,21 +21,6 @@ from hvlm.hosts.commands import PURGE_SYSTEM_TICKETS, HostCommand, add_network, 
 from hvlm.hosts.fleet import apply_fleet, read_fleet
 from hvlm.hosts.session import Credentials, HostSession, change_host, read_host
 from hvlm.hosts.write import StepStatus, apply_host_changes
-from hvlm.lab.hyperv import HyperVHost, MigrationNetwork, MigrationState, server_2022, server_2025
-from hvlm.lab.hyperv_config import AuthenticationType as LabAuth
-from hvlm.lab.pki import LabCA
-from hvlm.lab.wsman import (
-    CmdletFault,
-    FaultSpec,
-    LabEndpointConfig,
-    LabServer,
-)
-from hvlm.lab.wsman import (
-    Credentials as LabCredentials,
-)
-from hvlm.lab.wsman import (
-    Transport as LabTransport,
-)
 from hvlm.logs import configure as configure_logs
 from hvlm.model import (
     AuthenticationType,
@@ -52,6 +37,27 @@ from hvlm.model import (
     MigrationNetwork as WantedNetwork,
 )
 from hvlm.state import ObservedNetwork
+from hvlm_lab.hyperv.config import AuthenticationType as LabAuth
+from hvlm_lab.hyperv.host import (
+    HyperVHost,
+    MigrationNetwork,
+    MigrationState,
+    server_2022,
+    server_2025,
+)
+from hvlm_lab.pki import LabCA
+from hvlm_lab.wsman.server import (
+    CmdletFault,
+    FaultSpec,
+    LabEndpointConfig,
+    LabServer,
+)
+from hvlm_lab.wsman.server import (
+    Credentials as LabCredentials,
+)
+from hvlm_lab.wsman.server import (
+    Transport as LabTransport,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -532,7 +538,7 @@ def test_an_error_in_the_read_that_names_no_cmdlet_fails_the_read(start_lab: Sta
         "HV01",
         FaultSpec(
             cmdlet_faults=(
-                CmdletFault("Get-VMMigrationNetwork", "WMI is sad", False, "Mystery,hvlm.lab"),
+                CmdletFault("Get-VMMigrationNetwork", "WMI is sad", False, "Mystery,hvlm_lab"),
             )
         ),
     )

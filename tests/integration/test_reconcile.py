@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from hvlm.lab.samba import SambaDC
-from hvlm.lab.wsman import CmdletFault, FaultSpec
+from hvlm_lab.samba.dc import SambaDC
+from hvlm_lab.wsman.server import CmdletFault, FaultSpec
 from tests.integration.helpers import (
     ENABLED_OLD,
     FRESH,

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from hvlm.lab.hyperv import HyperVHost, server_2022
-from hvlm.lab.pki import LabCA
-from hvlm.lab.wsman import Credentials, FaultSpec, LabEndpointConfig, LabServer, Transport
+from hvlm_lab.hyperv.host import HyperVHost, server_2022
+from hvlm_lab.pki import LabCA
+from hvlm_lab.wsman.server import Credentials, FaultSpec, LabEndpointConfig, LabServer, Transport
 
 StartLab = Callable[..., LabServer]
 LAB_USER = "labadmin"

@@ -1,4 +1,4 @@
-"""Pytest fixtures for the lab's Samba AD DC (hvlm.lab.samba). Import them into a conftest.py:
+"""Pytest fixtures for the lab's Samba AD DC (hvlm_lab.samba.dc). Import them into a conftest.py:
 
     from tests.lab.samba_fixtures import samba_ca, samba_dc, new_computers  # noqa: F401
 
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from hvlm.lab.pki import LabCA
-from hvlm.lab.samba import LAB_ADMIN_PASSWORD, Computer, SambaDC, available
+from hvlm_lab.pki import LabCA
+from hvlm_lab.samba.dc import LAB_ADMIN_PASSWORD, Computer, SambaDC, available
 
 LAB_HOSTS = ("HV01", "HV02", "HV03")
 OPERATOR = "operator"

@@ -14,9 +14,8 @@ from typing import Any
 import pytest
 from psrpcore.types import ErrorCategory, PSCryptoProvider, PSObject, serialize_clixml
 
-from hvlm.lab.cmdlets import CmdletHost, Invocation, StatementResult
-from hvlm.lab.hyperv import HyperVHost
-from hvlm.lab.hyperv_config import (
+from hvlm_lab.cmdlets import CmdletHost, Invocation, StatementResult
+from hvlm_lab.hyperv.config import (
     AuthenticationType,
     LabHostConfig,
     LabVM,
@@ -27,7 +26,8 @@ from hvlm.lab.hyperv_config import (
     server_2022,
     server_2025,
 )
-from hvlm.lab.hyperv_migration import parse_subnet
+from hvlm_lab.hyperv.host import HyperVHost
+from hvlm_lab.hyperv.migration import parse_subnet
 
 HV = "Microsoft.HyperV.PowerShell.Commands"
 

@@ -12,14 +12,14 @@ from pypsrp.complex_objects import PSInvocationState
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
-from hvlm.lab.hyperv import HyperVHost
-from hvlm.lab.hyperv_config import (
+from hvlm_lab.hyperv.config import (
     AuthenticationType,
     MigrationNetwork,
     MigrationState,
     server_2022,
 )
-from hvlm.lab.wsman import Credentials, LabEndpointConfig, LabServer, Transport
+from hvlm_lab.hyperv.host import HyperVHost
+from hvlm_lab.wsman.server import Credentials, LabEndpointConfig, LabServer, Transport
 from tests.lab.conftest import StartLab
 
 pytestmark = pytest.mark.lab

@@ -25,9 +25,8 @@ from pypsrp.exceptions import AuthenticationError
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
-from hvlm.lab.hyperv_config import AuthenticationType, server_2022, server_2025
-from hvlm.lab.runner import Lab
-from hvlm.lab.runner_files import (
+from hvlm_lab.hyperv.config import AuthenticationType, server_2022, server_2025
+from hvlm_lab.runner.files import (
     LabError,
     LabInfo,
     load_faults,
@@ -36,8 +35,9 @@ from hvlm.lab.runner_files import (
     read_env,
     read_info,
 )
-from hvlm.lab.runner_process import start_process
-from hvlm.lab.wsman import FaultSpec
+from hvlm_lab.runner.lab import Lab
+from hvlm_lab.runner.process import start_process
+from hvlm_lab.wsman.server import FaultSpec
 from tests.conftest import NewLab
 
 pytestmark = pytest.mark.lab
@@ -395,7 +395,7 @@ def test_one_host_lab_manifest_has_no_group(lab_hosts_only: Lab) -> None:
 
 
 def test_env_file_round_trips_values_a_shell_would_quote(tmp_path: Path) -> None:
-    from hvlm.lab.runner_files import write_env
+    from hvlm_lab.runner.files import write_env
 
     env = {"HVLM_WINRM_USER": "LAB\\lab admin", "HVLM_WINRM_PASSWORD": "it's $secret"}
     write_env(tmp_path, env)
@@ -423,7 +423,7 @@ def test_a_dc_that_cannot_start_leaves_no_host_listening(
 ) -> None:
     import socket
 
-    from hvlm.lab.samba import SambaError
+    from hvlm_lab.samba.dc import SambaError
     from tests.lab.samba_fixtures import samba_template_dir
 
     templates = samba_template_dir(request.config, tmp_path_factory)
@@ -434,7 +434,7 @@ def test_a_dc_that_cannot_start_leaves_no_host_listening(
 
 
 def test_http_ntlm_lab_with_message_encryption(tmp_path: Path) -> None:
-    from hvlm.lab.runner import Transport
+    from hvlm_lab.runner.lab import Transport
 
     with Lab.start(tmp_path / "lab", hosts=2, directory=False,
                    transport=Transport.HTTP_NEGOTIATE) as lab:

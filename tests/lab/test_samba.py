@@ -19,8 +19,8 @@ import ldap3
 import pytest
 from ldap3.core.exceptions import LDAPSocketOpenError
 
-from hvlm.lab.pki import LabCA
-from hvlm.lab.samba import (
+from hvlm_lab.pki import LabCA
+from hvlm_lab.samba.dc import (
     UAC_ACCOUNTDISABLE,
     UAC_PROTOCOL_TRANSITION,
     UAC_WORKSTATION_TRUST_ACCOUNT,
@@ -195,8 +195,8 @@ def test_http_keytab_decrypts_a_service_ticket(samba_dc: SambaDC, tmp_path: Path
 _LIFECYCLE = textwrap.dedent("""
     import json, socket, sys, time
     from pathlib import Path
-    from hvlm.lab.pki import LabCA
-    from hvlm.lab.samba import PORTS, SambaDC
+    from hvlm_lab.pki import LabCA
+    from hvlm_lab.samba.dc import PORTS, SambaDC
     work, template = Path(sys.argv[1]), Path(sys.argv[2])
     t0 = time.monotonic()
     dc = SambaDC.provision(work / "dc", ca=LabCA.create(work / "ca"), template_dir=template)

@@ -2,7 +2,7 @@
 
 No hvlm client code here: these tests prove the server speaks what a real pypsrp client expects,
 over HTTPS + Basic (certificate validated against the lab CA) and HTTP + NTLM with message
-encryption, and that faults and counters behave as documented in hvlm/lab/wsman.py.
+encryption, and that faults and counters behave as documented in hvlm_lab/wsman.py.
 """
 
 from __future__ import annotations
@@ -23,10 +23,12 @@ from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.shell import WinRS
 from pypsrp.wsman import SelectorSet, WSMan
 
-from hvlm.lab.cmdlets import ErrorInfo, Invocation, StatementResult
-from hvlm.lab.hyperv import HyperVHost
-from hvlm.lab.samba import SambaDC
-from hvlm.lab.wsman import (
+from hvlm_lab.cmdlets import ErrorInfo, Invocation, StatementResult
+from hvlm_lab.hyperv.host import HyperVHost
+from hvlm_lab.samba.dc import SambaDC
+from hvlm_lab.wsman.auth import merge_keytabs
+from hvlm_lab.wsman.control import LabControlClient
+from hvlm_lab.wsman.server import (
     CmdletFault,
     Credentials,
     FaultSpec,
@@ -34,8 +36,6 @@ from hvlm.lab.wsman import (
     LabServer,
     Transport,
 )
-from hvlm.lab.wsman_auth import merge_keytabs
-from hvlm.lab.wsman_control import LabControlClient
 from tests.lab.conftest import LAB_PASSWORD, LAB_USER, StartLab, hyperv_endpoint
 from tests.lab.samba_fixtures import ADMIN_PASSWORD, OPERATOR, OPERATOR_PASSWORD
 

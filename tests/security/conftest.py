@@ -31,10 +31,10 @@ from typing import Any
 import ldap3
 import yaml
 
-from hvlm.lab.hyperv import HyperVHost
-from hvlm.lab.hyperv_config import server_2022
-from hvlm.lab.samba import SambaDC
-from hvlm.lab.wsman import Credentials, FaultSpec, LabEndpointConfig, LabServer, Transport
+from hvlm_lab.hyperv.config import server_2022
+from hvlm_lab.hyperv.host import HyperVHost
+from hvlm_lab.samba.dc import SambaDC
+from hvlm_lab.wsman.server import Credentials, FaultSpec, LabEndpointConfig, LabServer, Transport
 
 REPO = Path(__file__).resolve().parents[2]
 DOMAIN = "lab.example"

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from hvlm.lab.pki import LabCA
-from hvlm.lab.samba import SambaDC
-from hvlm.lab.wsman import Credentials, LabServer, Transport
-from hvlm.lab.wsman_auth import merge_keytabs
+from hvlm_lab.pki import LabCA
+from hvlm_lab.samba.dc import SambaDC
+from hvlm_lab.wsman.auth import merge_keytabs
+from hvlm_lab.wsman.server import Credentials, LabServer, Transport
 from tests.security.conftest import (
     DC_URL,
     DOMAIN,

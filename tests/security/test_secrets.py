@@ -19,9 +19,9 @@ from urllib.parse import quote
 
 import pytest
 
-from hvlm.lab.pki import LabCA
-from hvlm.lab.samba import SambaDC
-from hvlm.lab.wsman import Credentials, FaultSpec, LabServer, Transport
+from hvlm_lab.pki import LabCA
+from hvlm_lab.samba.dc import SambaDC
+from hvlm_lab.wsman.server import Credentials, FaultSpec, LabServer, Transport
 from tests.security.conftest import (
     DC_URL,
     Run,

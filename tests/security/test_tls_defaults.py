@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from hvlm.lab.pki import LabCA
-from hvlm.lab.samba import SambaDC
-from hvlm.lab.wsman import Credentials, LabServer, Transport
+from hvlm_lab.pki import LabCA
+from hvlm_lab.samba.dc import SambaDC
+from hvlm_lab.wsman.server import Credentials, LabServer, Transport
 from tests.security.conftest import (
     DC_URL,
     LabHost,

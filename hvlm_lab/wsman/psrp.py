@@ -1,13 +1,14 @@
 """PSRP shells of the lab's WSMan server: psrpcore's server runspace pool behind one WSMan shell.
 
-Part of the lab. `wsman.py` turns WSMan actions into calls here: Create -> `PsrpShell(creation
-fragments)`, Command -> `command()`, Send -> `send()`, Receive -> `receive()` (long poll),
-Signal -> `signal()`. Each statement of a pipeline (commands up to end_of_statement) becomes a
-list of `Invocation`s given to the host's `CmdletHost.invoke()`; its `StatementResult` is written
-to the pipeline's output/error/warning streams, and a terminating error FAILS the pipeline (state
-Failed with the error as reason) so later statements do not run. psrpcore 0.3.1 has no public API
-for that last step: `_change_state` is used (pin psrpcore==0.3.1). Outgoing data is fragmented to
-`fragment_size` and queued per target (the pool or one pipeline) so every Receive gets its own.
+Part of the lab. `wsman/server.py` turns WSMan actions into calls here: Create ->
+`PsrpShell(creation fragments)`, Command -> `command()`, Send -> `send()`, Receive -> `receive()`
+(long poll), Signal -> `signal()`. Each statement of a pipeline (commands up to end_of_statement)
+becomes a list of `Invocation`s given to the host's `CmdletHost.invoke()`; its `StatementResult` is
+written to the pipeline's output/error/warning streams, and a terminating error FAILS the pipeline
+(state Failed with the error as reason) so later statements do not run. psrpcore 0.3.1 has no
+public API for that last step: `_change_state` is used (pin psrpcore==0.3.1). Outgoing data is
+fragmented to `fragment_size` and queued per target (the pool or one pipeline) so every Receive
+gets its own.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ from psrpcore.types import (
     PSInvocationState,
 )
 
-from hvlm.lab.cmdlets import CmdletHost, ErrorInfo, Invocation, StatementResult
-from hvlm.lab.wsman_faults import FaultSpec, HostStats, Outcome, jsonable
+from hvlm_lab.cmdlets import CmdletHost, ErrorInfo, Invocation, StatementResult
+from hvlm_lab.wsman.faults import FaultSpec, HostStats, Outcome, jsonable
 
 _YES_NO_EVENTS = (SetMaxRunspacesEvent, SetMinRunspacesEvent, ResetRunspaceStateEvent)
 _FINISHED = (PSInvocationState.Completed, PSInvocationState.Failed, PSInvocationState.Stopped)
@@ -50,7 +51,7 @@ _FINISHED = (PSInvocationState.Completed, PSInvocationState.Failed, PSInvocation
 SCRIPT_REFUSED = ErrorInfo(
     message="This lab host runs commands with parameters only: scripts (AddScript) are refused. "
     "hvlm never sends scripts.",
-    error_id="ScriptsNotAllowed,hvlm.lab",
+    error_id="ScriptsNotAllowed,hvlm_lab",
     category=ErrorCategory.PermissionDenied,
     exception_type="System.Management.Automation.PSNotSupportedException",
 )
@@ -227,7 +228,7 @@ class PsrpShell:
         try:
             result = self._host.invoke(statement)
         except Exception as exc:  # a lab bug must show as a failed pipeline, not a dead server
-            info = ErrorInfo(f"lab host error: {exc!r}", "LabHostError,hvlm.lab")
+            info = ErrorInfo(f"lab host error: {exc!r}", "LabHostError,hvlm_lab")
             return StatementResult(terminating=info), Outcome.TERMINATED
         if result.terminating is not None:
             return result, Outcome.TERMINATED

@@ -1,10 +1,10 @@
 """One simulated host's WSMan endpoint: its listening socket, connections, faults and shells.
 
-Part of the lab. `LabServer` (`wsman.py`) creates one `HostEndpoint` per configured host on its
-event loop. A connection runs requests in order (HTTP/1.1 keep-alive, per-connection auth state);
-each request is counted, delayed, dropped or hung according to the host's current `FaultSpec`,
-authenticated, decrypted, dispatched by WSMan action to the host's `PsrpShell`s, and answered
-(encrypted again when Negotiate is in use).
+Part of the lab. `LabServer` (`wsman/server.py`) creates one `HostEndpoint` per configured host on
+its event loop. A connection runs requests in order (HTTP/1.1 keep-alive, per-connection auth
+state); each request is counted, delayed, dropped or hung according to the host's current
+`FaultSpec`, authenticated, decrypted, dispatched by WSMan action to the host's `PsrpShell`s, and
+answered (encrypted again when Negotiate is in use).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 
-from hvlm.lab.cmdlets import CmdletHost
-from hvlm.lab.wsman_auth import Authenticator, ConnectionAuth, unauthorized
-from hvlm.lab.wsman_faults import FaultSpec, HostStats
-from hvlm.lab.wsman_http import (
+from hvlm_lab.cmdlets import CmdletHost
+from hvlm_lab.wsman.auth import Authenticator, ConnectionAuth, unauthorized
+from hvlm_lab.wsman.faults import FaultSpec, HostStats
+from hvlm_lab.wsman.httpserver import (
     BadRequest,
     Request,
     Response,
@@ -29,8 +29,8 @@ from hvlm.lab.wsman_http import (
     read_request,
     text_response,
 )
-from hvlm.lab.wsman_psrp import CommandNotFound, ProtocolError, PsrpShell
-from hvlm.lab.wsman_soap import (
+from hvlm_lab.wsman.psrp import CommandNotFound, ProtocolError, PsrpShell
+from hvlm_lab.wsman.soap import (
     NS,
     POWERSHELL_URI_PREFIX,
     SIGNAL_TERMINATE,

@@ -1,6 +1,6 @@
 """The objects a simulated Hyper-V host writes to the pipeline, as psrpcore PSObjects.
 
-Part of the lab: `hyperv.py` and `hyperv_preflight.py` build their output here, and the lab's
+Part of the lab: `hyperv/host.py` and `hyperv/preflight.py` build their output here, and the lab's
 WSMan/PSRP server serialises it with psrpcore. Type names are the real .NET/CIM ones, so the
 client sees e.g. "Deserialized.Microsoft.HyperV.PowerShell.VMHost"; properties go in
 adapted_properties (<Props>), as a real .NET object's do; enums are psrpcore PSEnumBase types,
@@ -25,7 +25,7 @@ from psrpcore.types import (
     PSVersion,
 )
 
-from hvlm.lab.hyperv_config import (
+from hvlm_lab.hyperv.config import (
     VM_VERSION_NAMES,
     AuthenticationType,
     LabAddress,

@@ -1,7 +1,7 @@
 """WSMan SOAP envelopes for the lab server: parse what pypsrp sends, build what WinRM answers.
 
-Part of the lab (`wsman.py` dispatches; `wsman_psrp.py` holds the shells). Responses are built
-from small templates rather than ElementTree so that the process-wide namespace prefixes that
+Part of the lab (`wsman/server.py` dispatches; `wsman/psrp.py` holds the shells). Responses are
+built from small templates rather than ElementTree so that the process-wide namespace prefixes that
 pypsrp registers (ET.register_namespace) are never touched. Fault codes and texts are those of a
 real WinRM service where they are known (an unknown ShellId: s:Sender / w:InvalidSelectors /
 2150858843; a Receive with nothing to return: s:Receiver / w:TimedOut / 2150858793, which pypsrp

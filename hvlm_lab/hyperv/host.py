@@ -1,9 +1,9 @@
 """A simulated Hyper-V host: the `CmdletHost` that the lab's WSMan/PSRP server drives.
 
-Part of the lab. The server (`wsman.py`) turns each PSRP statement into `Invocation`s (see
+Part of the lab. The server (`wsman/server.py`) turns each PSRP statement into `Invocation`s (see
 `cmdlets.py`) and calls `HyperVHost.invoke`; the host binds them as PowerShell does
-(`hyperv_binding.py`), runs the simulated cmdlets (`hyperv_migration.py`: host settings and
-migration networks; `hyperv_preflight.py`: CIM, features, addresses, VMs, klist) against its
+(`hyperv/binding.py`), runs the simulated cmdlets (`hyperv/migration.py`: host settings and
+migration networks; `hyperv/preflight.py`: CIM, features, addresses, VMs, klist) against its
 state, and answers with psrpcore PSObjects and error records shaped like a real host's.
 
     host = HyperVHost(server_2022("HV01", ["10.0.10.11/24"]))
@@ -26,9 +26,10 @@ from typing import Any
 
 from psrpcore.types import ErrorCategory, PSObject
 
-from hvlm.lab import hyperv_migration, hyperv_preflight
-from hvlm.lab.cmdlets import ErrorInfo, Invocation, StatementResult
-from hvlm.lab.hyperv_binding import (
+from hvlm_lab.cmdlets import ErrorInfo, Invocation, StatementResult
+from hvlm_lab.hyperv import migration as hyperv_migration
+from hvlm_lab.hyperv import preflight as hyperv_preflight
+from hvlm_lab.hyperv.binding import (
     BINDING_EXCEPTION,
     BindingError,
     Bound,
@@ -37,14 +38,14 @@ from hvlm.lab.hyperv_binding import (
     check_mandatory,
     convert,
 )
-from hvlm.lab.hyperv_config import (
+from hvlm_lab.hyperv.config import (
     LabHostConfig,
     MigrationNetwork,
     MigrationState,
     server_2022,
     server_2025,
 )
-from hvlm.lab.hyperv_runtime import Command, Emitter
+from hvlm_lab.hyperv.runtime import Command, Emitter
 
 __all__ = [
     "HyperVHost",

@@ -1,9 +1,9 @@
 """The Hyper-V module's migration cmdlets, simulated: Get/Set-VMHost, Enable/Disable-VMMigration,
 Get/Add/Set/Remove-VMMigrationNetwork.
 
-Part of the lab: `hyperv.py` registers `COMMANDS` and runs them under the host's lock. Behaviour
-follows ../shared/notes/DOMAIN.md and the module's own logic: errors found while running are
-NON-terminating VirtualizationException records ("<Id>,Microsoft.HyperV.PowerShell.Commands.X"),
+Part of the lab: `hyperv/host.py` registers `COMMANDS` and runs them under the host's lock.
+Behaviour follows ../shared/notes/DOMAIN.md and the module's own logic: errors found while running
+are NON-terminating VirtualizationException records ("<Id>,Microsoft.HyperV.PowerShell.Commands.X"),
 as the real cmdlets write them; subnets are parsed as Hyper-V's NetworkUtilities does (a bare IP
 is /32 or /128, host bits set are refused) and compared as parsed networks, or as
 case-insensitive strings when the filter has wildcards.
@@ -16,28 +16,28 @@ from dataclasses import replace
 
 from psrpcore.types import ErrorCategory
 
-from hvlm.lab.hyperv_binding import Bound, CmdletSpec, Kind, Param
-from hvlm.lab.hyperv_config import (
+from hvlm_lab.hyperv.binding import Bound, CmdletSpec, Kind, Param
+from hvlm_lab.hyperv.config import (
     DEFAULT_NETWORK_PRIORITY,
     IPNetwork,
     MigrationNetwork,
     MigrationState,
 )
-from hvlm.lab.hyperv_runtime import (
-    Command,
-    Emitter,
-    HostView,
-    has_wildcards,
-    targets_this_host,
-    wildcard_match,
-)
-from hvlm.lab.hyperv_types import (
+from hvlm_lab.hyperv.objects import (
     MigrationAuthenticationType,
     VMMigrationPerformance,
     auth_from_ps,
     migration_network,
     perf_from_ps,
     vm_host,
+)
+from hvlm_lab.hyperv.runtime import (
+    Command,
+    Emitter,
+    HostView,
+    has_wildcards,
+    targets_this_host,
+    wildcard_match,
 )
 
 COMMANDS_NS = "Microsoft.HyperV.PowerShell.Commands"

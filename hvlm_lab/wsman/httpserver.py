@@ -1,4 +1,4 @@
-"""Minimal HTTP/1.1 over asyncio streams for the lab's WSMan server (`wsman.py`).
+"""Minimal HTTP/1.1 over asyncio streams for the lab's WSMan server (`wsman/server.py`).
 
 Part of the lab. WinRM clients (pypsrp/requests) send `POST /wsman` with a Content-Length body on a
 keep-alive connection; NTLM/Negotiate authentication and message encryption are bound to that TCP

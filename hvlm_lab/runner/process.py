@@ -1,7 +1,7 @@
 """A lab in its own process: start it in the background, find it again, inspect it, stop it by PID.
 
 Part of the lab. `hvlm lab up/status/stats/down` (`cli.py`) and the benchmarks use this module;
-the background process runs `python -m hvlm.lab serve DIR` (`__main__.py` -> `serve`), which
+the background process runs `python -m hvlm_lab serve DIR` (`__main__.py` -> `serve`), which
 starts a `runner.Lab` and serves it until SIGTERM/SIGINT.
 
     proc = start_process(workdir, hosts=200, latency_ms=20, directory=False)  # returns when up
@@ -35,16 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hvlm.lab import samba
-from hvlm.lab.runner import (
-    Lab,
-    LabOptions,
-    directory_stats,
-    leftover_dc,
-    read_baseline,
-    reset_baseline,
-)
-from hvlm.lab.runner_files import (
+from hvlm_lab.runner.files import (
     LOG_FILE,
     LabError,
     LabInfo,
@@ -54,9 +45,18 @@ from hvlm.lab.runner_files import (
     read_env,
     read_info,
 )
-from hvlm.lab.wsman import Transport
-from hvlm.lab.wsman_control import LabControlClient
-from hvlm.lab.wsman_faults import FaultSpec
+from hvlm_lab.runner.lab import (
+    Lab,
+    LabOptions,
+    directory_stats,
+    leftover_dc,
+    read_baseline,
+    reset_baseline,
+)
+from hvlm_lab.samba import dc as samba
+from hvlm_lab.wsman.control import LabControlClient
+from hvlm_lab.wsman.faults import FaultSpec
+from hvlm_lab.wsman.server import Transport
 
 __all__ = ["DownReport", "LabProcess", "LabStatus", "PartStatus", "down", "serve",
            "start_process", "status"]
@@ -88,7 +88,7 @@ def spawn(workdir: Path, options: LabOptions, timeout: float = 300.0) -> LabProc
     log_path = workdir / LOG_FILE
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "hvlm.lab", "serve", str(workdir)],
+            [sys.executable, "-m", "hvlm_lab", "serve", str(workdir)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
             start_new_session=True, close_fds=True,
         )
@@ -370,7 +370,7 @@ def _terminate(pid: int, timeout: float) -> None:
 
 
 def serve(workdir: Path) -> int:
-    """`python -m hvlm.lab serve DIR`: start the lab, answer "ready", serve until SIGTERM/SIGINT."""
+    """`python -m hvlm_lab serve DIR`: start the lab, answer "ready", serve until SIGTERM/SIGINT."""
     stop = threading.Event()
     for signum in _STOP_SIGNALS:
         signal.signal(signum, lambda *_: stop.set())

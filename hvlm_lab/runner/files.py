@@ -1,6 +1,6 @@
 """The files a lab leaves in its directory: lab.json, manifest.yaml, env (and the faults file).
 
-Part of the lab (see `runner.py`, which writes them when a lab starts, and `runner_process.py`,
+Part of the lab (see `runner/lab.py`, which writes them when a lab starts, and `runner/process.py`,
 which reads them to stop, inspect or steer a lab from another process). Pure apart from reading and
 writing these files: no sockets, no processes.
 
@@ -19,7 +19,7 @@ DIR/lab.json (format 1)::
 DIR/env: `export NAME='value'` lines (see `ENV_VARIABLES`), mode 0600.
 
 Faults file (`hvlm lab up --faults FILE`, YAML or JSON): a mapping from host name to the fields of
-`hvlm.lab.wsman_faults.FaultSpec`; `cmdlet_faults` is a list of `CmdletFault` fields::
+`hvlm_lab.wsman.faults.FaultSpec`; `cmdlet_faults` is a list of `CmdletFault` fields::
 
     HV02:
       latency_ms: 200                 # overrides --latency-ms for this host
@@ -46,7 +46,7 @@ from typing import Any
 
 import yaml
 
-from hvlm.lab.wsman_faults import FaultSpec
+from hvlm_lab.wsman.faults import FaultSpec
 
 FORMAT = 1
 LAB_JSON, MANIFEST_YAML, ENV_FILE, LOG_FILE = "lab.json", "manifest.yaml", "env", "lab.log"
@@ -183,14 +183,14 @@ def pid_alive(pid: int) -> bool:
 
 
 def is_lab_process(pid: int, workdir: str) -> bool:
-    """Is `pid` alive and the `python -m hvlm.lab serve WORKDIR` we started (not a reused PID)?"""
+    """Is `pid` alive and the `python -m hvlm_lab serve WORKDIR` we started (not a reused PID)?"""
     if not pid_alive(pid):
         return False
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return b"hvlm.lab" in argv and b"serve" in argv and workdir.encode() in argv
+    return b"hvlm_lab" in argv and b"serve" in argv and workdir.encode() in argv
 
 
 def owner_alive(info: LabInfo) -> bool:
@@ -204,7 +204,7 @@ def owner_alive(info: LabInfo) -> bool:
 
 
 def manifest_document(info: LabInfo) -> dict[str, Any]:
-    """A realistic first target for this lab (see the module docstring of runner.py)."""
+    """A realistic first target for this lab (see the module docstring of runner/lab.py)."""
     names = [h.name for h in info.hosts]
     migration: dict[str, Any] = {"enabled": True}
     if info.directory is not None:

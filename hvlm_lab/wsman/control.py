@@ -23,8 +23,8 @@ import urllib.error
 import urllib.request
 from typing import Any, Protocol
 
-from hvlm.lab.wsman_faults import FaultSpec
-from hvlm.lab.wsman_http import BadRequest, Request, Response, encode_response, read_request
+from hvlm_lab.wsman.faults import FaultSpec
+from hvlm_lab.wsman.httpserver import BadRequest, Request, Response, encode_response, read_request
 
 
 class LabControl(Protocol):

@@ -4,7 +4,7 @@ Part of the lab, not the reconcile pipeline. `hvlm lab up/status/down/stats` (`c
 pytest fixtures (tests/conftest.py), `make demo` and the benchmarks start labs through this module.
 It assembles the parts: `wsman.LabServer` (the hosts' endpoints), `hyperv.HyperVHost` (the hosts'
 state), `samba.SambaDC` (the directory) and `pki.LabCA`; then it writes the files described in
-`runner_files.py` (lab.json, manifest.yaml, env).
+`runner/files.py` (lab.json, manifest.yaml, env).
 
 Python API (in-process: the hosts are served by a thread of the calling process)::
 
@@ -21,7 +21,7 @@ Python API (in-process: the hosts are served by a thread of the calling process)
     lab.reset_stats()
     lab.stop()             # idempotent; nothing left listening (the DC too, if the lab started it)
 
-The same lab in its own process (benchmarks; `hvlm lab up`): `runner_process.start_process(...)`.
+The same lab in its own process (benchmarks; `hvlm lab up`): `hvlm_lab.runner.process.start_process(...)`.
 
 What a lab is, by default (`hosts=N`): hosts HV01..HVnn (HV001.. from 100 hosts), Windows Server
 2022, in the domain lab.example, fresh (migration disabled, CredSSP, Compression, 2/2, no networks),
@@ -63,11 +63,10 @@ from typing import Any
 
 import ldap3
 
-from hvlm.lab import samba
-from hvlm.lab.hyperv import HyperVHost
-from hvlm.lab.hyperv_config import LabHostConfig, fleet
-from hvlm.lab.pki import LabCA
-from hvlm.lab.runner_files import (
+from hvlm_lab.hyperv.config import LabHostConfig, fleet
+from hvlm_lab.hyperv.host import HyperVHost
+from hvlm_lab.pki import LabCA
+from hvlm_lab.runner.files import (
     DC_ADDRESS,
     DC_URL,
     LAB_DOMAIN,
@@ -83,7 +82,8 @@ from hvlm.lab.runner_files import (
     write_info,
     write_manifest,
 )
-from hvlm.lab.wsman import Credentials, FaultSpec, LabEndpointConfig, LabServer, Transport
+from hvlm_lab.samba import dc as samba
+from hvlm_lab.wsman.server import Credentials, FaultSpec, LabEndpointConfig, LabServer, Transport
 
 __all__ = ["Lab", "LabError", "LabOptions", "Transport", "default_subnet", "directory_stats"]
 

@@ -1,4 +1,5 @@
-"""The seam between the lab's WSMan/PSRP server (`wsman.py`) and its simulated hosts (`hyperv.py`).
+"""The seam between the lab's WSMan/PSRP server (`wsman/server.py`) and its simulated hosts
+(`hyperv/host.py`).
 
 Part of the lab. The server turns each PSRP statement (structured AddCommand/AddParameter, never a
 script) into `Invocation`s and hands them to a `CmdletHost`; the host answers with a

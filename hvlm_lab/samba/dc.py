@@ -53,7 +53,7 @@ from pathlib import Path
 
 import ldap3
 
-from hvlm.lab.pki import LabCA
+from hvlm_lab.pki import LabCA
 
 # userAccountControl bits (MicrosoftDocs a-useraccountcontrol.md)
 UAC_ACCOUNTDISABLE = 0x00000002
@@ -205,7 +205,7 @@ def _smb_conf_text(cfg: DCConfig) -> str:
         "log level": "1",
         "ldb:nosync": "true",  # a throwaway database: skip fsync (Samba's own selftest does)
     }
-    lines = ["# written by hvlm.lab.samba", "[global]"]
+    lines = ["# written by hvlm_lab.samba.dc", "[global]"]
     lines += [f"\t{key} = {value}" for key, value in options.items()]
     return "\n".join(lines) + "\n"
 

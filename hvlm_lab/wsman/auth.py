@@ -1,7 +1,7 @@
 """Authentication for the lab's WSMan endpoints: Basic (over HTTPS) and Negotiate with message
 encryption (over HTTP), one `ConnectionAuth` per TCP connection.
 
-Part of the lab (`wsman.py` calls `authenticator.for_connection()` when a client connects).
+Part of the lab (`wsman/server.py` calls `authenticator.for_connection()` when a client connects).
 - Basic checks every request's Authorization header against the host's credentials.
 - Negotiate uses pyspnego as the acceptor (protocol "negotiate": raw NTLM and SPNEGO tokens, and
   Kerberos when a keytab is reachable through KRB5_KTNAME). NTLM validates against the process-wide
@@ -29,7 +29,7 @@ from typing import ClassVar, Protocol
 import spnego
 import spnego.exceptions
 
-from hvlm.lab.wsman_http import Request, Response
+from hvlm_lab.wsman.httpserver import Request, Response
 
 ENCRYPTED_BOUNDARY = "Encrypted Boundary"
 SPNEGO_PROTOCOL = "application/HTTP-SPNEGO-session-encrypted"

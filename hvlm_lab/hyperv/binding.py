@@ -1,9 +1,9 @@
 """PowerShell-like parameter binding and error records for the simulated Hyper-V host.
 
-Part of the lab: `hyperv.py` declares each cmdlet as a `CmdletSpec` and binds every `Invocation`
-(from the PSRP server, see `cmdlets.py`) here before running it. Binding follows PowerShell:
-case-insensitive names, aliases, unambiguous prefixes, positional arguments in position order,
-the common parameters (-ErrorAction, -WarningAction...), -WhatIf/-Confirm on cmdlets that
+Part of the lab: `hyperv/host.py` declares each cmdlet as a `CmdletSpec` and binds every
+`Invocation` (from the PSRP server, see `cmdlets.py`) here before running it. Binding follows
+PowerShell: case-insensitive names, aliases, unambiguous prefixes, positional arguments in position
+order, the common parameters (-ErrorAction, -WarningAction...), -WhatIf/-Confirm on cmdlets that
 change state, conversions with PowerShell's messages, and ParameterBindingException error
 records whose FullyQualifiedErrorId is "<Id>,<implementing type>", as a real host sends them.
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 from psrpcore.types import ErrorCategory
 
-from hvlm.lab.cmdlets import ErrorInfo, Invocation
+from hvlm_lab.cmdlets import ErrorInfo, Invocation
 
 BINDING_EXCEPTION = "System.Management.Automation.ParameterBindingException"
 

@@ -2,7 +2,7 @@
 Win32_OperatingSystem), Get-WindowsFeature, Get-NetIPAddress, Get-VM, Get-VMHostSupportedVersion,
 and the native `klist` (purge -li 0x3e7 after delegation changes).
 
-Part of the lab: `hyperv.py` registers `COMMANDS`. The answers come from the host's
+Part of the lab: `hyperv/host.py` registers `COMMANDS`. The answers come from the host's
 `LabHostConfig`, so tests build mixed fleets (a 2025 host, a host outside the domain, a host
 without the Hyper-V role, VMs with versions a destination does not support).
 """
@@ -14,17 +14,9 @@ from typing import Any
 
 from psrpcore.types import ErrorCategory
 
-from hvlm.lab.cmdlets import ErrorInfo
-from hvlm.lab.hyperv_binding import Bound, CmdletSpec, Kind, Param, binding_error
-from hvlm.lab.hyperv_runtime import (
-    Command,
-    Emitter,
-    HostView,
-    has_wildcards,
-    matches_any,
-    targets_this_host,
-)
-from hvlm.lab.hyperv_types import (
+from hvlm_lab.cmdlets import ErrorInfo
+from hvlm_lab.hyperv.binding import Bound, CmdletSpec, Kind, Param, binding_error
+from hvlm_lab.hyperv.objects import (
     AddressFamily,
     computer_system,
     net_ip_address,
@@ -32,6 +24,14 @@ from hvlm.lab.hyperv_types import (
     supported_version,
     virtual_machine,
     windows_feature,
+)
+from hvlm_lab.hyperv.runtime import (
+    Command,
+    Emitter,
+    HostView,
+    has_wildcards,
+    matches_any,
+    targets_this_host,
 )
 
 HOST_PARAMS = (

@@ -4,7 +4,7 @@ Part of the lab (not the reconcile pipeline). Tests, the demo, the benchmarks an
 start one `LabServer`; hvlm's real pypsrp client code talks to it exactly as to Windows hosts.
 All hosts are served by ONE asyncio event loop in a background thread (asyncio streams, no web
 framework: NTLM state and message encryption live on the TCP connection). Cmdlets are executed by
-each host's `CmdletHost` (`cmdlets.py`; the Hyper-V model is `hyperv.py`).
+each host's `CmdletHost` (`cmdlets.py`; the Hyper-V model is `hyperv/host.py`).
 
 Python API
 ----------
@@ -37,10 +37,10 @@ Counters per host (`stats(name)`): http_requests, http_status {"200": n, "401": 
 auth_failures, dropped, hung, wsman_requests, actions (ordered, e.g. ["Create", "Receive",
 "Command", "Receive", "Delete"]), action_counts, and cmdlets (ordered): {"pipeline", "statement",
 "command", "parameters": [[name, value], ...], "arguments": [...], "is_script", "outcome"} with
-outcome one of ok | error | terminated | skipped | refused | http500 (see wsman_faults.Outcome).
+outcome one of ok | error | terminated | skipped | refused | http500 (see hvlm_lab.wsman.faults.Outcome).
 Parameter values arrive exactly as sent: a value is never parsed as PowerShell.
 
-Faults (`FaultSpec`, wsman_faults.py): latency_ms, drop_after_requests (+ drop_once), http_500_on_
+Faults (`FaultSpec`, wsman/faults.py): latency_ms, drop_after_requests (+ drop_once), http_500_on_
 cmdlet, cmdlet_faults (CmdletFault: cmdlet, message, terminating, error_id, category), hang,
 refuse_auth. A script (AddScript) always fails the pipeline with a clear terminating error.
 
@@ -50,7 +50,7 @@ three statements, close) costs the server about 15-25 ms of CPU (psrpcore deseri
 and TLS/NTLM dominate), so one lab process serves roughly 40-60 reads per second.
 
 Control channel (another process): `lab.control_url` serves GET /stats, POST /reset,
-POST /faults/<host> ... (wsman_control.py; `LabControlClient` is the client).
+POST /faults/<host> ... (wsman/control.py; `LabControlClient` is the client).
 
 Pins: psrpcore==0.3.1 (a private state change fails a pipeline), pypsrp==0.9.1 (what the server
 implements is what that client sends). No aiohttp: asyncio streams only.
@@ -68,18 +68,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
-from hvlm.lab.cmdlets import CmdletHost
-from hvlm.lab.pki import LabCA
-from hvlm.lab.wsman_auth import (
+from hvlm_lab.cmdlets import CmdletHost
+from hvlm_lab.pki import LabCA
+from hvlm_lab.wsman.auth import (
     Authenticator,
     BasicAuthenticator,
     Credentials,
     NegotiateAuthenticator,
     NtlmUserFile,
 )
-from hvlm.lab.wsman_control import ControlServer
-from hvlm.lab.wsman_endpoint import HostEndpoint
-from hvlm.lab.wsman_faults import CmdletFault, FaultSpec
+from hvlm_lab.wsman.control import ControlServer
+from hvlm_lab.wsman.endpoint import HostEndpoint
+from hvlm_lab.wsman.faults import CmdletFault, FaultSpec
 
 __all__ = [
     "CmdletFault",

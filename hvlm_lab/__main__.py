@@ -1,4 +1,4 @@
-"""`python -m hvlm.lab serve DIR`: the background process of `hvlm lab up` (see runner_process.py).
+"""`python -m hvlm_lab serve DIR`: the background process of `hvlm lab up` (see runner/process.py).
 
 Part of the lab. Not meant to be run by hand: it reads its options (pickled `LabOptions`) from
 stdin, answers one line on stdout ("ready" or "error: ...") and serves until SIGTERM/SIGINT.
@@ -13,9 +13,9 @@ from pathlib import Path
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2 or argv[0] != "serve":
-        print("usage: python -m hvlm.lab serve DIR  (started by `hvlm lab up`)", file=sys.stderr)
+        print("usage: python -m hvlm_lab serve DIR  (started by `hvlm lab up`)", file=sys.stderr)
         return 2
-    from hvlm.lab.runner_process import serve
+    from hvlm_lab.runner.process import serve
 
     return serve(Path(argv[1]))
 

@@ -1,6 +1,6 @@
 """What a simulated command runs with: the host it runs on, its streams, and error helpers.
 
-Part of the lab. `hyperv.py` (Hyper-V cmdlets) and `hyperv_preflight.py` (CIM, features,
+Part of the lab. `hyperv/host.py` (Hyper-V cmdlets) and `hyperv/preflight.py` (CIM, features,
 addresses, VMs, klist) write handlers `handler(host, bound, emitter)`; the host runs them under
 its lock. The `Emitter` applies -ErrorAction / -WarningAction as PowerShell does: Stop turns the
 first non-terminating error (or warning) into a terminating one; SilentlyContinue/Ignore drop it.
@@ -15,9 +15,9 @@ from typing import Any, Protocol
 
 from psrpcore.types import ErrorCategory
 
-from hvlm.lab.cmdlets import ErrorInfo
-from hvlm.lab.hyperv_binding import ActionPreference, BindingError, Bound, CmdletSpec
-from hvlm.lab.hyperv_config import LabHostConfig, MigrationState
+from hvlm_lab.cmdlets import ErrorInfo
+from hvlm_lab.hyperv.binding import ActionPreference, BindingError, Bound, CmdletSpec
+from hvlm_lab.hyperv.config import LabHostConfig, MigrationState
 
 VIRTUALIZATION_EXCEPTION = "Microsoft.HyperV.PowerShell.VirtualizationException"
 _DROPPED = (ActionPreference.SilentlyContinue, ActionPreference.Ignore)

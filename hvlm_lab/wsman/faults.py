@@ -1,4 +1,4 @@
-"""Fault injection and counters for the lab's simulated hosts (used by `wsman.py`).
+"""Fault injection and counters for the lab's simulated hosts (used by `wsman/server.py`).
 
 Part of the lab. A `FaultSpec` is an immutable value: the server reads the current one on every
 request, so `LabServer.set_fault()` (or `POST /faults/<host>` on the control channel) changes a

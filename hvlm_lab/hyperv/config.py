@@ -1,6 +1,6 @@
 """Configuration and migration state of one simulated Hyper-V host.
 
-Part of the lab (see `hyperv.py`, which runs cmdlets against this state). `LabHostConfig` says
+Part of the lab (see `hyperv/host.py`, which runs cmdlets against this state). `LabHostConfig` says
 what a host IS (name, domain, OS, role, addresses, VMs, supported VM versions);
 `MigrationState` is what hvlm reads and changes (Get-VMHost / Set-VMHost and the migration
 networks). Both are frozen: the host swaps a whole new `MigrationState` on every change, so a

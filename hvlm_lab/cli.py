@@ -1,7 +1,7 @@
 """`hvlm lab up/status/stats/down`: simulated Hyper-V hosts and a Samba AD DC, from a shell.
 
 Part of the lab; `hvlm.cli` calls `register(cli)` when the lab's extra is installed. The commands
-are thin: `runner_process.py` does the work, `runner_files.py` documents the files.
+are thin: `runner/process.py` does the work, `runner/files.py` documents the files.
 
     hvlm lab up --dir DIR [--hosts N] [--latency-ms L] [--faults FILE] [--no-directory]
                 [--transport https|http] [--timeout S]
@@ -9,7 +9,7 @@ are thin: `runner_process.py` does the work, `runner_files.py` documents the fil
         (endpoints, PIDs, CA path, control URL), DIR/manifest.yaml (passes `hvlm validate`) and
         DIR/env (export lines: HVLM_WINRM_USER, HVLM_WINRM_PASSWORD, HVLM_LDAP_USER,
         HVLM_LDAP_PASSWORD, KRB5_CONFIG, HVLM_LAB_DIR, HVLM_LAB_CONTROL_URL; no LDAP/Kerberos
-        ones with --no-directory). FILE: per-host faults, YAML or JSON (runner_files.py).
+        ones with --no-directory). FILE: per-host faults, YAML or JSON (runner/files.py).
     hvlm lab status --dir DIR [--format human|json]    exit 0 when every part is up, 1 otherwise
     hvlm lab stats --dir DIR [--host NAME] [--reset]   JSON counters on stdout (then reset them)
     hvlm lab down --dir DIR        stops what `up` started, by PID; exit 1 if anything still
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:  # the lab's modules load only when a `lab` command runs (hvlm starts fast)
-    from hvlm.lab.runner_process import LabProcess
+    from hvlm_lab.runner.process import LabProcess
 
 # What the lab needs beyond hvlm itself (the `lab` extra): without it, no `lab` command.
 LAB_REQUIREMENTS = ("psrpcore",)
@@ -59,10 +59,10 @@ def lab() -> None:
 def up(workdir: Path, count: int, latency_ms: float, faults_file: Path | None,
        no_directory: bool, transport: str, timeout: float) -> None:
     """Start a lab in the background; return when every part answers."""
-    from hvlm.lab.runner import LabOptions
-    from hvlm.lab.runner_files import LabError, load_faults
-    from hvlm.lab.runner_process import spawn
-    from hvlm.lab.wsman import Transport
+    from hvlm_lab.runner.files import LabError, load_faults
+    from hvlm_lab.runner.lab import LabOptions
+    from hvlm_lab.runner.process import spawn
+    from hvlm_lab.wsman.server import Transport
 
     try:
         faults = load_faults(faults_file) if faults_file else {}
@@ -95,8 +95,8 @@ def _echo_started(started: LabProcess) -> None:
               show_default=True)
 def status_command(workdir: Path, fmt: str) -> None:
     """Is every part up? Exit 0 if so, 1 otherwise."""
-    from hvlm.lab.runner_files import LabError
-    from hvlm.lab.runner_process import status
+    from hvlm_lab.runner.files import LabError
+    from hvlm_lab.runner.process import status
 
     try:
         state = status(workdir)
@@ -116,8 +116,8 @@ def status_command(workdir: Path, fmt: str) -> None:
 @click.option("--reset", is_flag=True, help="Reset the counters after printing them.")
 def stats(workdir: Path, host: str | None, reset: bool) -> None:
     """Print the lab's counters as JSON: {"hosts": {...}, "directory": {...}}."""
-    from hvlm.lab.runner_files import LabError
-    from hvlm.lab.runner_process import LabProcess
+    from hvlm_lab.runner.files import LabError
+    from hvlm_lab.runner.process import LabProcess
 
     try:
         running = LabProcess.attach(workdir)
@@ -133,8 +133,8 @@ def stats(workdir: Path, host: str | None, reset: bool) -> None:
 @DIR_OPTION
 def down_command(workdir: Path) -> None:
     """Stop what `hvlm lab up` started (by PID); nothing is left listening."""
-    from hvlm.lab.runner_files import LabError
-    from hvlm.lab.runner_process import down
+    from hvlm_lab.runner.files import LabError
+    from hvlm_lab.runner.process import down
 
     try:
         report = down(workdir)
