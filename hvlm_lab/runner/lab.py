@@ -21,7 +21,8 @@ Python API (in-process: the hosts are served by a thread of the calling process)
     lab.reset_stats()
     lab.stop()             # idempotent; nothing left listening (the DC too, if the lab started it)
 
-The same lab in its own process (benchmarks; `hvlm lab up`): `hvlm_lab.runner.process.start_process(...)`.
+The same lab in its own process (benchmarks; `hvlm lab up`):
+`hvlm_lab.runner.process.start_process(...)`.
 
 What a lab is, by default (`hosts=N`): hosts HV01..HVnn (HV001.. from 100 hosts), Windows Server
 2022, in the domain lab.example, fresh (migration disabled, CredSSP, Compression, 2/2, no networks),
