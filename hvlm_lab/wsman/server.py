@@ -38,7 +38,8 @@ auth_failures, dropped, hung, wsman_requests, actions (ordered, e.g. ["Create", 
 "Command", "Receive", "Delete"]), action_counts, and cmdlets (ordered): {"pipeline", "statement",
 "command", "parameters": [[name, value], ...], "arguments": [...], "is_script", "outcome"} with
 outcome one of ok | error | terminated | skipped | refused | http500 (see
-hvlm_lab.wsman.faults.Outcome). Parameter values arrive exactly as sent: a value is never parsed as PowerShell.
+hvlm_lab.wsman.faults.Outcome). Parameter values arrive exactly as sent: a value is never parsed
+as PowerShell.
 
 Faults (`FaultSpec`, wsman/faults.py): latency_ms, drop_after_requests (+ drop_once), http_500_on_
 cmdlet, cmdlet_faults (CmdletFault: cmdlet, message, terminating, error_id, category), hang,
