@@ -59,7 +59,7 @@ class Clock:
 
 def preload() -> None:
     """Import what every mode uses, so that no clock counts an import."""
-    for module in ("hvlm.backends", "hvlm.cli", "hvlm.commands", "hvlm.reconcile",
+    for module in ("hvlm.backends", "hvlm.cli", "hvlm.cli.plan", "hvlm.reconcile",
                    "hvlm_lab.cli", "pypsrp.powershell", "pypsrp.wsman"):
         importlib.import_module(module)
 

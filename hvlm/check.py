@@ -32,14 +32,10 @@ host-unread.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
-
-import click
 
 from hvlm.errors import Severity
 from hvlm.model import (
@@ -51,7 +47,7 @@ from hvlm.model import (
     desired_delegation,
 )
 from hvlm.plan import Finding
-from hvlm.state import DelegationState, DirectoryState, HostState
+from hvlm.state import DelegationState, HostState, ObservationLike
 
 ERROR, WARNING = Severity.ERROR, Severity.WARNING
 FORMAT_VERSION = 1
@@ -68,19 +64,6 @@ _HYPERV_MODULE_MISSING = re.compile(r"'Get-VM\w*' is not recognized", re.IGNOREC
 class Mode(str, Enum):
     LIVE = "live"  # the fleet as it is (hvlm check)
     PLANNED = "planned"  # as it will be once hvlm apply has made the manifest true (hvlm plan)
-
-
-class ObservationLike(Protocol):
-    """hvlm.reconcile.Observation: hosts and errors keyed by upper-cased name."""
-
-    @property
-    def hosts(self) -> Mapping[str, HostState]: ...
-    @property
-    def host_errors(self) -> Mapping[str, str]: ...
-    @property
-    def directory(self) -> DirectoryState | None: ...
-    @property
-    def directory_error(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -467,51 +450,3 @@ def render_findings(findings: Sequence[Finding], hosts: int, *, color: bool = Fa
     out.append(f"Check: {errors} error(s), {len(findings) - errors} warning(s) on {hosts} "
                f"host(s)." if findings else f"Check: no findings on {hosts} host(s).")
     return "\n".join(out) + "\n"
-
-
-# --- CLI ---------------------------------------------------------------------------------------
-
-
-@click.command()
-@click.argument("manifest", type=click.Path(dir_okay=False))
-@click.option("--host", "hosts", multiple=True, metavar="NAME",
-              help="Only this host and its pairs (repeatable).")
-@click.option("--parallelism", type=click.IntRange(1, 512), default=16, show_default=True,
-              help="Hosts read at once.")
-@click.option("--format", "fmt", type=click.Choice(["human", "json"]), default="human",
-              show_default=True, help="Findings output on stdout.")
-@click.option("--color/--no-color", default=None,
-              help="Colour the human format (default: when stdout is a TTY).")
-def check(
-    manifest: str, hosts: tuple[str, ...], parallelism: int, fmt: str, color: bool | None
-) -> None:
-    """Preflight: read the fleet (as plan does) and report what will break a migration.
-
-    Exit 0 when no finding is an error, 1 otherwise.
-    """
-    import sys
-
-    from hvlm.manifest import load_manifest
-    from hvlm.reconcile import open_fleet
-
-    loaded = load_manifest(manifest)
-    for warning in loaded.warnings:
-        click.echo(str(warning), err=True)
-    with open_fleet(loaded.manifest, parallelism) as fleet:
-        specs = fleet.selected(hosts)
-        observation = fleet.observe(hosts)
-    findings = check_fleet(loaded.manifest, observation, selection=hosts)
-    if fmt == "json":
-        click.echo(json.dumps(findings_document(findings, loaded.manifest), indent=2))
-    else:
-        use_color = sys.stdout.isatty() if color is None else color
-        click.echo(render_findings(findings, len(specs), color=use_color), nl=False)
-    sys.exit(1 if has_errors(findings) else 0)
-
-
-def register(cli: click.Group) -> None:
-    """Add `hvlm check` and `hvlm export` (called by hvlm.commands.register)."""
-    from hvlm.export import export
-
-    cli.add_command(check)
-    cli.add_command(export)

@@ -30,13 +30,11 @@ from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
-import click
 import yaml
 
-from hvlm.check import ObservationLike
-from hvlm.errors import HvlmError, ManifestError
+from hvlm.errors import HvlmError
 from hvlm.model import AuthenticationType, DelegationService, HostSpec, Manifest
-from hvlm.state import DelegationState, MigrationState
+from hvlm.state import DelegationState, MigrationState, ObservationLike
 
 _SERVICES = (DelegationService.MIGRATION, DelegationService.CIFS)
 _NETWORK = "network"  # the pseudo-field holding useAnyNetwork / networks together
@@ -322,39 +320,3 @@ def dump_manifest(document: Mapping[str, Any], source: str = "") -> str:
     body = yaml.dump(dict(document), Dumper=_Dumper, sort_keys=False, default_flow_style=False,
                      allow_unicode=True, width=100)
     return header + body
-
-
-# --- CLI -----------------------------------------------------------------------------------------
-
-
-def _load_inventory(path: str) -> tuple[dict[str, Any], Manifest]:
-    from hvlm.manifest import load_manifest
-    from hvlm.yamlsafe import load_yaml
-
-    loaded = load_manifest(path)
-    with open(path, "rb") as handle:
-        raw, problems = load_yaml(handle.read(), path)
-    if raw is None or not isinstance(raw.data, dict):
-        raise ManifestError(problems)
-    return raw.data, loaded.manifest
-
-
-@click.command()
-@click.argument("inventory", type=click.Path(dir_okay=False))
-@click.option("--host", "hosts", multiple=True, metavar="NAME",
-              help="Only this host (repeatable).")
-@click.option("--parallelism", type=click.IntRange(1, 512), default=16, show_default=True,
-              help="Hosts read at once.")
-def export(inventory: str, hosts: tuple[str, ...], parallelism: int) -> None:
-    """Write the manifest of the fleet as it is (YAML on stdout).
-
-    INVENTORY is a manifest, or a minimal one holding only directory, connection and hosts.
-    """
-    from hvlm.reconcile import open_fleet
-
-    data, manifest = _load_inventory(inventory)
-    with open_fleet(manifest, parallelism) as fleet:
-        fleet.selected(hosts)
-        observation = fleet.observe(hosts)
-    document = export_document(data, manifest, observation, hosts)
-    click.echo(dump_manifest(document, inventory), nl=False)

@@ -1,6 +1,6 @@
 """The reconciler: observe the fleet, plan, apply a plan in its phases, verify. Orchestration only.
 
-Pipeline position: called by hvlm.commands (`plan`, `apply`, `check`, `export`); calls the host
+Pipeline position: called by the CLI (hvlm.cli: `plan`, `apply`, `check`, `export`); calls the host
 sessions (hvlm.hosts) and the directory session (hvlm.directory) through the two small protocols
 below, and the pure planner (hvlm.planner). Every host session stays open from the first read to
 the verification read, so a host with changes costs one pool: open, read, write, verify, close.

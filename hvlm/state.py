@@ -7,8 +7,9 @@ consumed by the planner (hvlm.planner), the preflight checks (hvlm.check) and ex
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Protocol, Union
 
 from hvlm.model import (
     UAC_TRUSTED_FOR_DELEGATION,
@@ -134,3 +135,16 @@ class DirectoryState:
             if account.name.upper() == wanted:
                 return account
         return None
+
+
+class ObservationLike(Protocol):
+    """hvlm.reconcile.Observation: hosts and errors keyed by upper-cased name."""
+
+    @property
+    def hosts(self) -> Mapping[str, HostState]: ...
+    @property
+    def host_errors(self) -> Mapping[str, str]: ...
+    @property
+    def directory(self) -> DirectoryState | None: ...
+    @property
+    def directory_error(self) -> str | None: ...

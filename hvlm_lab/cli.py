@@ -1,7 +1,7 @@
 """`hvlm lab up/status/stats/down`: simulated Hyper-V hosts and a Samba AD DC, from a shell.
 
-Part of the lab; `hvlm.cli` calls `register(cli)` when the lab's extra is installed. The commands
-are thin: `runner/process.py` does the work, `runner/files.py` documents the files.
+Part of the lab; `hvlm lab` (hvlm.cli.lab) adds this group when the lab's extra is installed. The
+commands are thin: `runner/process.py` does the work, `runner/files.py` documents the files.
 
     hvlm lab up --dir DIR [--hosts N] [--latency-ms L] [--faults FILE] [--no-directory]
                 [--transport https|http] [--timeout S]
@@ -18,7 +18,6 @@ are thin: `runner/process.py` does the work, `runner/files.py` documents the fil
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -146,10 +145,4 @@ def down_command(workdir: Path) -> None:
         raise click.ClickException(f"still listening: {', '.join(report.listening)}")
 
 
-def register(cli: click.Group) -> None:
-    """Add the `lab` group to the `hvlm` command (when the lab's extra is installed)."""
-    if all(importlib.util.find_spec(name) is not None for name in LAB_REQUIREMENTS):
-        cli.add_command(lab)
-
-
-__all__ = ["lab", "register"]
+__all__ = ["LAB_REQUIREMENTS", "lab"]

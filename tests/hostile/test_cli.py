@@ -252,7 +252,7 @@ def test_a_valid_manifest_exits_0_with_no_socket(validator: Validator) -> None:
 
 def test_validate_opens_no_socket_at_all(validator: Validator) -> None:
     """`hvlm validate` needs no socket. Today the CLI imports every backend at start
-    (hvlm.commands -> reconcile -> hosts -> requests -> urllib3), and urllib3 probes IPv6 at
+    (hvlm.cli.plan -> reconcile -> hosts -> requests -> urllib3), and urllib3 probes IPv6 at
     import by binding a socket to ::1. Harmless, but it is network code on a path that must
     have none (and ~0.4 s of start-up per run)."""
     run = validator.run([EXAMPLE])

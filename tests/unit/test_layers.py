@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -25,6 +26,7 @@ PURE = [
     "hvlm.hosts.records",
     "hvlm.reconcile",
     "hvlm.progress",
+    "hvlm.cli.options",
 ]
 BACKENDS = ("pypsrp", "ldap3", "requests", "spnego", "psrpcore")
 
@@ -38,3 +40,15 @@ def test_pure_modules_load_no_backend(module: str) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"{module} loads {out.stdout.strip()}"
+
+
+def test_import_contracts_hold() -> None:
+    """pyproject.toml's [tool.importlinter] contracts: the layers of the pipeline, pure stages free
+    of backends and click, the lab reached only by `hvlm lab` and importing nothing of hvlm, and
+    no import cycle among hvlm's modules."""
+    root = Path(__file__).resolve().parents[2]
+    lint = Path(sys.executable).with_name("lint-imports")
+    out = subprocess.run([str(lint), "--no-cache"], cwd=root, capture_output=True, text=True,
+                         check=False)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    assert "Contracts: 5 kept, 0 broken." in out.stdout

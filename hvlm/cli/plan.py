@@ -1,8 +1,8 @@
-"""`hvlm plan` and `hvlm apply` (and the shared options): the CLI face of the reconciler.
+"""`hvlm plan` and `hvlm apply`: the CLI face of the reconciler.
 
-Pipeline position: top (called by hvlm.cli); loads the manifest (hvlm.manifest), observes and
-applies through hvlm.reconcile, renders with hvlm.render. Exit codes: 0 ok / no changes,
-1 error (or anything failed), 2 changes present (`plan --detailed-exitcode`).
+Pipeline position: top (registered by hvlm.cli); loads the manifest (hvlm.manifest), observes and
+applies through hvlm.reconcile, renders with hvlm.render. Exit codes (hvlm.cli.options): 0 ok /
+no changes, 1 error (or anything failed), 2 changes present (`plan --detailed-exitcode`).
 """
 
 from __future__ import annotations
@@ -11,14 +11,23 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 import structlog
 
 from hvlm.check import Mode, check_fleet
+from hvlm.cli.options import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_OK,
+    F,
+    color_option,
+    fleet_selection,
+    format_option,
+    use_color,
+)
 from hvlm.errors import HvlmError, PlanFileError, inert
 from hvlm.manifest import LoadResult, load_manifest
 from hvlm.plan import Finding, Plan, dumps_plan, loads_plan, plan_to_document, stale_targets
@@ -35,46 +44,19 @@ from hvlm.reconcile import (
 from hvlm.reconcile import plan_fleet as _plan_fleet
 from hvlm.render import render as render_plan
 
-EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
-log = structlog.get_logger("hvlm.commands")
-F = TypeVar("F", bound=Callable[..., Any])
+log = structlog.get_logger("hvlm.cli")
 
 
-def _fleet_options(fn: F) -> F:
-    fn = click.option(
-        "--host",
-        "hosts",
-        multiple=True,
-        metavar="NAME",
-        help="Only this host (repeatable); its computer account is included.",
-    )(fn)
-    fn = click.option(
-        "--parallelism",
-        type=click.IntRange(1, 512),
-        default=16,
-        show_default=True,
-        help="Hosts read and written at once.",
-    )(fn)
+def _plan_options(fn: F) -> F:
+    """The options plan and apply share, besides --host/--parallelism."""
     fn = click.option(
         "--refresh-tickets",
         is_flag=True,
         help="After delegation changes, purge the SYSTEM Kerberos tickets on the "
         "hosts concerned (klist purge -li 0x3e7).",
     )(fn)
-    fn = click.option(
-        "--format",
-        "fmt",
-        type=click.Choice(["human", "json", "markdown"]),
-        default="human",
-        show_default=True,
-        help="Plan output on stdout.",
-    )(fn)
-    fn = click.option(
-        "--color/--no-color",
-        default=None,
-        help="Colour the human format (default: when stdout is a TTY).",
-    )(fn)
-    return fn
+    fn = format_option("human", "json", "markdown", what="Plan output")(fn)
+    return color_option(fn)
 
 
 def _load(path: str) -> LoadResult:
@@ -99,8 +81,7 @@ def _observe_and_plan(
 
 
 def _show(plan: Plan, fmt: str, color: bool | None) -> None:
-    use_color = sys.stdout.isatty() if color is None else color
-    click.echo(render_plan(plan, fmt, color=use_color), nl=False)
+    click.echo(render_plan(plan, fmt, color=use_color(color)), nl=False)
 
 
 def _write_plan(plan: Plan, out: str) -> None:
@@ -117,7 +98,8 @@ def _incomplete(plan: Plan) -> bool:
 
 @click.command()
 @click.argument("manifest", type=click.Path(dir_okay=False))
-@_fleet_options
+@fleet_selection
+@_plan_options
 @click.option("--out", type=click.Path(dir_okay=False), help="Save the plan for `hvlm apply FILE`.")
 @click.option(
     "--detailed-exitcode", is_flag=True, help="Exit 0: no changes, 1: error, 2: changes present."
@@ -241,7 +223,8 @@ def _refuse_if_stale(saved: Plan, observation: Observation, path: str) -> None:
 
 @click.command()
 @click.argument("source", metavar="MANIFEST|PLANFILE", type=click.Path(dir_okay=False))
-@_fleet_options
+@fleet_selection
+@_plan_options
 @click.option("--auto-approve", is_flag=True, help="Apply without asking (required off a TTY).")
 def apply(
     source: str,
@@ -281,11 +264,3 @@ def apply(
             report = apply_plan(fleet, the_plan, observation)
     _report(report, fmt, the_plan)
     sys.exit(EXIT_OK if report.ok else EXIT_ERROR)
-
-
-def register(cli: click.Group) -> None:
-    from hvlm.check import register as register_check
-
-    cli.add_command(plan)
-    cli.add_command(apply)
-    register_check(cli)

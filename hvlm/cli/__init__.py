@@ -1,0 +1,110 @@
+"""The `hvlm` command: parses arguments, configures logging, runs a stage, sets the exit code.
+
+Top of the pipeline (manifest -> model -> observed state -> plan -> apply -> verify). The
+commands live in this package: `validate`/`schema` (offline), `plan`/`apply` (plan), `check`/
+`export` (check_export), `lab` (the only door to hvlm_lab). Exit codes and the shared options:
+hvlm.cli.options.
+
+Errors: an HvlmError (bad input, unreachable host, refused plan...) is one line on stderr and
+exit 1. Any other exception is a bug in hvlm: one line `internal error: ...` on stderr, exit 1,
+and the traceback only with `--log-level debug`. stdout carries only results.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import NoReturn
+
+import click
+
+from hvlm import __version__
+from hvlm.cli.options import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    echo_diagnostics,
+)
+from hvlm.errors import HvlmError, ManifestError, Severity, inert
+from hvlm.logs import configure
+
+_debug = False  # --log-level debug: an internal error shows its traceback
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="hvlm")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="warning",
+    show_default=True,
+    help="Log verbosity (logs go to stderr).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["auto", "console", "json"]),
+    default="auto",
+    show_default=True,
+    help="auto: console on a TTY, JSON lines otherwise.",
+)
+def cli(log_level: str, log_format: str) -> None:
+    """Declarative live-migration setup for non-clustered Hyper-V hosts.
+
+    Credentials never go in the manifest: HVLM_WINRM_USER / HVLM_WINRM_PASSWORD for hosts,
+    HVLM_LDAP_USER / HVLM_LDAP_PASSWORD for the directory, or a Kerberos ticket cache.
+    """
+    global _debug
+    _debug = log_level == "debug"
+    configure(log_level, log_format)  # type: ignore[arg-type]
+
+
+def _register_subcommands() -> None:
+    from hvlm.cli import check_export, lab, offline, plan
+
+    for command in (offline.validate, offline.schema, plan.plan, plan.apply, check_export.check,
+                    check_export.export):
+        cli.add_command(command)
+    lab.register(cli)
+
+
+def _internal_error(exc: BaseException) -> NoReturn:
+    """A bug in hvlm (not a handled error): say so in one line; the traceback only in debug."""
+    if _debug:
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    text = inert(" ".join(str(exc).split()))[:300]
+    click.echo(f"internal error: {type(exc).__name__}: {text} (this is a bug in hvlm; "
+               "--log-level debug shows the traceback)", err=True)
+    sys.exit(EXIT_ERROR)
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    global _debug
+    _debug = False
+    _register_subcommands()
+    try:
+        cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(EXIT_ERROR)
+    except ManifestError as exc:
+        echo_diagnostics(exc.diagnostics)
+        sys.exit(EXIT_ERROR)
+    except HvlmError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_ERROR)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except SystemExit:
+        raise
+    except Exception as exc:
+        _internal_error(exc)
+    sys.exit(EXIT_OK)
+
+
+__all__ = ["EXIT_CHANGES", "EXIT_ERROR", "EXIT_OK", "Severity", "cli", "main"]

@@ -1,0 +1,74 @@
+"""What every `hvlm` command shares: the exit codes and the fleet options.
+
+Pipeline position: the CLI layer only (hvlm.cli and its command modules). One definition each:
+a command that reads the fleet takes `--host` and `--parallelism` from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import click
+
+from hvlm.errors import Diagnostic
+
+EXIT_OK = 0  # success; plan: no changes
+EXIT_ERROR = 1  # any error: bad input, unreadable hosts, a failed apply, an error finding
+EXIT_CHANGES = 2  # plan --detailed-exitcode: changes present
+EXIT_INTERRUPTED = 130  # Ctrl-C / aborted prompt
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fleet_selection(fn: F) -> F:
+    """--host NAME (repeatable) and --parallelism N: which hosts, and how many at once."""
+    fn = click.option(
+        "--host",
+        "hosts",
+        multiple=True,
+        metavar="NAME",
+        help="Only this host (repeatable); its computer account and pairs are included.",
+    )(fn)
+    fn = click.option(
+        "--parallelism",
+        type=click.IntRange(1, 512),
+        default=16,
+        show_default=True,
+        help="Hosts read (and written) at once.",
+    )(fn)
+    return fn
+
+
+def color_option(fn: F) -> F:
+    return click.option(
+        "--color/--no-color",
+        default=None,
+        help="Colour the human format (default: when stdout is a TTY).",
+    )(fn)
+
+
+def format_option(*choices: str, what: str) -> Callable[[F], F]:
+    def decorate(fn: F) -> F:
+        return click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(list(choices)),
+            default=choices[0],
+            show_default=True,
+            help=f"{what} on stdout.",
+        )(fn)
+
+    return decorate
+
+
+def echo_diagnostics(diagnostics: Sequence[Diagnostic]) -> None:
+    """Manifest errors and warnings, one located line each, on stderr."""
+    for diagnostic in diagnostics:
+        click.echo(str(diagnostic), err=True)
+
+
+def use_color(color: bool | None) -> bool:
+    import sys
+
+    return sys.stdout.isatty() if color is None else color
