@@ -1,62 +1,38 @@
-"""The reconciler: observe the fleet, plan, apply a plan in its phases, verify. Orchestration only.
+"""Apply a plan in its phases, then verify by reading again. Orchestration only.
 
-Pipeline position: called by the CLI (hvlm.cli: `plan`, `apply`, `check`, `export`); calls the host
-sessions (hvlm.hosts) and the directory session (hvlm.directory) through the two small protocols
-below, and the pure planner (hvlm.planner). Every host session stays open from the first read to
-the verification read, so a host with changes costs one pool: open, read, write, verify, close.
+Pipeline position: the second half of hvlm.reconcile. The CLI (`hvlm apply`) calls `apply_plan`
+with the Fleet and the Observation of hvlm.reconcile.observe (the sessions opened for the read
+write and verify, so a host costs one pool); the steps of a host come from the plan alone
+(hvlm.planner.settings_from_plan -> hvlm.hosts.commands.host_commands): a saved plan is a
+contract, the manifest is not read again.
 
 Apply contract (Terraform's, plus our domain's safety):
 - phases run in order: directory additions, host changes (hosts in parallel), directory pruning,
   ticket refresh; a host whose step fails has its later steps skipped, others go on;
+- no host is switched to Kerberos while its delegation is unknown (directory unread, no account);
 - after writing, every touched host and the directory are read again; what still differs is a
-  failure;
-- the report lists every change as applied / failed / skipped, with the reason.
+  failure (drift);
+- the report lists every change as applied / failed / skipped, with the reason, and what could
+  not be read.
+Only hvlm errors (a host or the directory failing) are recorded in the report; any other
+exception is a bug in hvlm and propagates to the caller, from whatever worker thread it rose in.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol, TypeVar
-
-import structlog
 
 from hvlm.errors import DirectoryUnreachable, HvlmError
-from hvlm.hosts.commands import PURGE_SYSTEM_TICKETS, HostCommand, host_commands
-from hvlm.model import DirectorySpec, HostSpec, Manifest
-from hvlm.plan import Change, Finding, Phase, Plan
+from hvlm.hosts.commands import PURGE_SYSTEM_TICKETS, host_commands
+from hvlm.plan import Change, Phase, Plan
 from hvlm.planner import build_plan, settings_from_plan
-from hvlm.progress import host_progress
-from hvlm.state import DelegationState, DirectoryState, HostState
+from hvlm.reconcile.observe import Fleet, Observation, parallel
 
-log = structlog.get_logger("hvlm.reconcile")
-T = TypeVar("T")
-
-
-class HostSessionLike(Protocol):
-    def read(self) -> HostState: ...
-    def run(self, commands: Sequence[HostCommand]) -> None: ...
-    def close(self) -> None: ...
-
-
-class DirectoryLike(Protocol):
-    def read(self, hosts: Sequence[HostSpec]) -> DirectoryState: ...
-    def modify(
-        self,
-        account: DelegationState,
-        add: Sequence[str],
-        delete: Sequence[str],
-        protocol_transition: bool | None,
-    ) -> None: ...
-    def close(self) -> None: ...
-
-
-HostOpener = Callable[[HostSpec], HostSessionLike]
-DirectoryOpener = Callable[[DirectorySpec], DirectoryLike]
+# findings that mean part of the fleet was not read, so the plan is incomplete
+UNREAD_CODES = frozenset({"host-unread", "directory-unread"})
 
 
 class Outcome(str, Enum):
@@ -85,177 +61,6 @@ class ApplyReport:
             and not self.unread
             and all(r.outcome is Outcome.APPLIED for r in self.results)
         )
-
-
-@dataclass
-class Observation:
-    hosts: dict[str, HostState] = field(default_factory=dict)  # by upper-cased name
-    host_errors: dict[str, str] = field(default_factory=dict)
-    directory: DirectoryState | None = None
-    directory_error: str | None = None
-
-
-def parallel(fn: Callable[[T], None], items: Sequence[T], workers: int) -> None:
-    """Run fn over items on a thread pool. Ctrl-C cancels what has not started and waits for
-    what has (a host's pipeline is never cut in half by hvlm), then re-raises."""
-    pool = ThreadPoolExecutor(max(1, min(workers, len(items) or 1)))
-    try:
-        for future in [pool.submit(fn, item) for item in items]:
-            future.result()
-    except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
-
-
-class Fleet:
-    """Open host sessions (one per host, reused across phases) and the directory session."""
-
-    def __init__(
-        self,
-        manifest: Manifest,
-        open_host: HostOpener,
-        open_directory: DirectoryOpener,
-        parallelism: int = 16,
-        progress: bool | None = None,
-    ) -> None:
-        self.manifest = manifest
-        self._open_host, self._open_directory = open_host, open_directory
-        self.parallelism = max(1, parallelism)
-        self._sessions: dict[str, HostSessionLike] = {}
-        self._directory: DirectoryLike | None = None
-        self._lock = threading.Lock()
-        self.progress = progress  # None: a bar when stderr is a TTY, log lines otherwise
-
-    # --- sessions --------------------------------------------------------------------------------
-    def session(self, spec: HostSpec) -> HostSessionLike:
-        with self._lock:
-            existing = self._sessions.get(spec.key)
-        if existing is not None:
-            return existing
-        opened = self._open_host(spec)
-        with self._lock:
-            self._sessions[spec.key] = opened
-        return opened
-
-    def directory(self) -> DirectoryLike:
-        if self._directory is None:
-            assert self.manifest.directory is not None
-            self._directory = self._open_directory(self.manifest.directory)
-        return self._directory
-
-    def close(self) -> None:
-        sessions, self._sessions = list(self._sessions.values()), {}
-        self._map(lambda s: s.close(), sessions)
-        if self._directory is not None:
-            self._directory.close()
-            self._directory = None
-
-    def _map(self, fn: Callable[[HostSessionLike], None], items: list[HostSessionLike]) -> None:
-        def safe(item: HostSessionLike) -> None:
-            try:
-                fn(item)
-            except Exception as exc:  # closing must never hide the real result
-                log.debug("close failed", error=str(exc))
-
-        parallel(safe, items, self.parallelism)
-
-    def _drop(self, spec: HostSpec) -> None:
-        with self._lock:
-            session = self._sessions.pop(spec.key, None)
-        if session is not None:
-            try:
-                session.close()
-            except Exception as exc:
-                log.debug("close failed", host=spec.name, error=str(exc))
-
-    # --- observe ---------------------------------------------------------------------------------
-    def read_hosts(self, specs: Sequence[HostSpec]) -> tuple[dict[str, HostState], dict[str, str]]:
-        states: dict[str, HostState] = {}
-        errors: dict[str, str] = {}
-
-        with host_progress("read", len(specs), self.progress) as tick:
-
-            def one(spec: HostSpec) -> None:
-                try:
-                    states[spec.key] = self.session(spec).read()
-                except HvlmError as exc:
-                    errors[spec.key] = str(exc)
-                    log.warning("host read failed", host=spec.name, error=str(exc))
-                    self._drop(spec)
-                tick(spec.name, spec.key in states)
-
-            parallel(one, specs, self.parallelism)
-        return states, errors
-
-    def read_directory(self, specs: Sequence[HostSpec]) -> tuple[DirectoryState | None, str | None]:
-        if self.manifest.directory is None:
-            return None, None
-        try:
-            return self.directory().read(specs), None
-        except HvlmError as exc:
-            log.warning("directory read failed", error=str(exc))
-            return None, str(exc)
-
-    def observe(self, selection: Sequence[str] = ()) -> Observation:
-        specs = self.selected(selection)
-        hosts, errors = self.read_hosts(specs)
-        directory, directory_error = self.read_directory(self.manifest.hosts)
-        return Observation(hosts, errors, directory, directory_error)
-
-    def selected(self, selection: Sequence[str]) -> list[HostSpec]:
-        if not selection:
-            return list(self.manifest.hosts)
-        wanted = {name.upper() for name in selection}
-        unknown = wanted - {spec.key for spec in self.manifest.hosts}
-        if unknown:
-            raise HvlmError(
-                f"--host names a host that is not in the manifest: {sorted(unknown)[0]}"
-            )
-        return [spec for spec in self.manifest.hosts if spec.key in wanted]
-
-
-@contextmanager
-def open_fleet(
-    manifest: Manifest,
-    parallelism: int = 16,
-    progress: bool | None = None,
-    open_host: HostOpener | None = None,
-    open_directory: DirectoryOpener | None = None,
-) -> Iterator[Fleet]:
-    if open_host is None or open_directory is None:
-        from hvlm.backends import default_directory_opener, default_host_opener
-
-        open_host = open_host or default_host_opener
-        open_directory = open_directory or default_directory_opener
-    fleet = Fleet(manifest, open_host, open_directory, parallelism, progress)
-    try:
-        yield fleet
-    finally:
-        fleet.close()
-
-
-def plan_fleet(
-    fleet: Fleet,
-    observation: Observation,
-    *,
-    selection: Sequence[str] = (),
-    refresh_tickets: bool = False,
-    findings: Sequence[Finding] = (),
-) -> Plan:
-    return build_plan(
-        fleet.manifest,
-        observation.hosts,
-        observation.directory,
-        selection=[s.upper() for s in selection] or None,
-        refresh_tickets=refresh_tickets,
-        host_errors=observation.host_errors,
-        directory_error=observation.directory_error,
-        findings=findings,
-    )
-
-
-# --- apply --------------------------------------------------------------------------------------
 
 
 class _Run:
@@ -294,10 +99,6 @@ def apply_plan(fleet: Fleet, plan: Plan, observation: Observation) -> ApplyRepor
     ordered = tuple(run.results[c.address] for c in plan.changes if c.address in run.results)
     unread = tuple(f"{f.subject}: {f.message}" for f in plan.findings if f.code in UNREAD_CODES)
     return ApplyReport(ordered, drift, unread)
-
-
-# findings that mean part of the fleet was not read, so the plan is incomplete
-UNREAD_CODES = frozenset({"host-unread", "directory-unread"})
 
 
 def _by_host(changes: Sequence[Change]) -> dict[str, list[Change]]:
