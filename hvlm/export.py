@@ -34,6 +34,7 @@ import yaml
 
 from hvlm.errors import HvlmError
 from hvlm.model import AuthenticationType, DelegationService, HostSpec, Manifest
+from hvlm.settings import HOST_SETTINGS
 from hvlm.state import DelegationState, MigrationState, ObservationLike
 
 _SERVICES = (DelegationService.MIGRATION, DelegationService.CIFS)
@@ -218,14 +219,10 @@ def _migration_fields(state: MigrationState) -> Fields:
         network = ("list", tuple((str(n.subnet), n.priority) for n in nets))
     else:
         network = ("none",)
-    return {
-        "enabled": state.enabled,
-        "authentication": state.authentication.value,
-        "performance": state.performance.value,
-        "maxVirtualMachineMigrations": state.max_virtual_machine_migrations,
-        "maxStorageMigrations": state.max_storage_migrations,
-        _NETWORK: network,
-    }
+    fields: Fields = {s.key: s.plain(getattr(state, s.attr)) for s in HOST_SETTINGS
+                      if not s.with_networks}
+    fields[_NETWORK] = network
+    return fields
 
 
 def _delegation_fields(

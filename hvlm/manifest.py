@@ -27,6 +27,7 @@ import jsonschema
 
 from hvlm import model as m
 from hvlm.errors import Diagnostic, ManifestError, Severity, inert
+from hvlm.settings import BY_KEY, HOST_SETTINGS
 from hvlm.yamlsafe import Loaded, Path, format_path, load_yaml
 
 SCHEMA_FILE = "manifest.v1.schema.json"
@@ -539,16 +540,14 @@ def _migration(section: dict[str, Any]) -> m.MigrationSettings:
             m.MigrationNetwork(ipaddress.ip_network(n["subnet"].strip()), n.get("priority"))
             for n in nets
         )
-    auth, perf = section.get("authentication"), section.get("performance")
-    return m.MigrationSettings(
-        enabled=section.get("enabled"),
-        authentication=m.AuthenticationType(auth) if auth else None,
-        performance=m.PerformanceOption(perf) if perf else None,
-        max_virtual_machine_migrations=section.get("maxVirtualMachineMigrations"),
-        max_storage_migrations=section.get("maxStorageMigrations"),
-        use_any_network=section.get("useAnyNetwork", False if networks is not None else None),
-        networks=networks,
-    )
+    values: dict[str, Any] = {}
+    for setting in HOST_SETTINGS:  # each declared setting, typed (hvlm.settings)
+        value = section.get(setting.key)
+        if value is not None:
+            values[setting.attr] = setting.typed(value)
+    if networks is not None:  # declaring networks means "only these": not on any network
+        values.setdefault(BY_KEY["useAnyNetwork"].attr, False)
+    return m.MigrationSettings(**values, networks=networks)
 
 
 def _delegation(section: dict[str, Any]) -> m.DelegationSettings:

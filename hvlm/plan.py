@@ -28,6 +28,7 @@ from enum import Enum
 from typing import Any, TypeVar
 
 from hvlm.errors import Diagnostic, PlanFileError, Severity
+from hvlm.settings import HOST_SETTINGS
 from hvlm.state import DelegationState, MigrationState
 
 FORMAT_VERSION = 1
@@ -175,17 +176,8 @@ def host_fingerprint(state: MigrationState) -> str:
          -1 if n.priority is None else n.priority)
         for n in state.networks
     )
-    return _digest(
-        [
-            state.enabled,
-            state.authentication.value,
-            state.performance.value,
-            state.max_virtual_machine_migrations,
-            state.max_storage_migrations,
-            state.use_any_network,
-            networks,
-        ]
-    )
+    settings: list[object] = [s.plain(getattr(state, s.attr)) for s in HOST_SETTINGS]
+    return _digest([*settings, networks])
 
 
 def account_fingerprint(state: DelegationState) -> str:

@@ -32,21 +32,18 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 from hvlm import __version__
 from hvlm.errors import HvlmError, Severity
 from hvlm.model import (
     UAC_TRUSTED_TO_AUTH_FOR_DELEGATION,
-    AuthenticationType,
     DelegationService,
     HostSpec,
     IPNetwork,
     Manifest,
     MigrationNetwork,
     MigrationSettings,
-    PerformanceOption,
     delegation_targets,
     manifest_names,
     owned_value,
@@ -64,18 +61,10 @@ from hvlm.plan import (
     host_fingerprint,
     target_key,
 )
+from hvlm.settings import BY_KEY, HOST_SETTINGS, HostSetting
 from hvlm.state import DelegationState, DirectoryState, HostState, MigrationState, ObservedNetwork
 
 DELEGATION_ATTRIBUTE = "allowedToDelegateTo"
-_MIGRATION_FIELDS = (
-    ("enabled", "enabled"),
-    ("authentication", "authentication"),
-    ("performance", "performance"),
-    ("maxVirtualMachineMigrations", "max_virtual_machine_migrations"),
-    ("maxStorageMigrations", "max_storage_migrations"),
-    ("useAnyNetwork", "use_any_network"),
-)
-_ATTR = dict(_MIGRATION_FIELDS)
 
 
 _PeerValues = tuple[tuple[str, ...], tuple[str, ...]]  # values toward a peer, and lower-cased
@@ -228,30 +217,23 @@ def host_changes(spec: HostSpec, observed: MigrationState) -> list[Change]:
     return changes
 
 
-def _plain(value: bool | int | AuthenticationType | PerformanceOption) -> FieldValue:
-    return value.value if isinstance(value, Enum) else value
-
-
 def _migration_change(spec: HostSpec, observed: MigrationState) -> Change | None:
-    w, o = spec.migration, observed
-    declared = (  # (field, wanted, current): attribute reads, a hot loop for large fleets
-        ("enabled", w.enabled, o.enabled),
-        ("authentication", w.authentication, o.authentication),
-        ("performance", w.performance, o.performance),
-        ("maxVirtualMachineMigrations", w.max_virtual_machine_migrations,
-         o.max_virtual_machine_migrations),
-        ("maxStorageMigrations", w.max_storage_migrations, o.max_storage_migrations),
-        ("useAnyNetwork", w.use_any_network, o.use_any_network),
-    )
-    differ = [(name, want, have) for name, want, have in declared
-              if want is not None and want != have]
+    """One change holding every declared setting (hvlm.settings) that differs from the host."""
+    wanted = spec.migration
+    differ: list[tuple[HostSetting, object, object]] = []
+    for setting in HOST_SETTINGS:
+        want = getattr(wanted, setting.attr)
+        if want is not None:
+            have = getattr(observed, setting.attr)
+            if want != have:
+                differ.append((setting, want, have))
     if not differ:
         return None
     return Change(
         f"host/{spec.name}/migration", Phase.HOST, Action.UPDATE, spec.name,
-        f"differs from the manifest: {', '.join(name for name, _, _ in differ)}",
-        {name: _plain(have) for name, _, have in differ},
-        {name: _plain(want) for name, want, _ in differ if want is not None},
+        f"differs from the manifest: {', '.join(s.key for s, _, _ in differ)}",
+        {s.key: s.plain(have) for s, _, have in differ},
+        {s.key: s.plain(want) for s, want, _ in differ},
     )
 
 
@@ -318,7 +300,9 @@ def settings_from_plan(changes: Iterable[Change], observed: MigrationState) -> M
     dropped: set[IPNetwork] = set()
     for change in changes:
         if change.address.endswith("/migration") and change.after:
-            fields.update({_ATTR[name]: value for name, value in change.after.items()})
+            for name, value in change.after.items():
+                setting = BY_KEY[name]
+                fields[setting.attr] = setting.typed(value)
         elif "/network/" in change.address:
             subnet = ipaddress.ip_network(change.address.split("/network/", 1)[1])
             dropped.add(subnet)
@@ -326,10 +310,6 @@ def settings_from_plan(changes: Iterable[Change], observed: MigrationState) -> M
                 priority = (change.after or {}).get("priority")
                 listed.append(MigrationNetwork(subnet, priority if isinstance(priority, int)
                                                and not isinstance(priority, bool) else None))
-    if "authentication" in fields:
-        fields["authentication"] = AuthenticationType(fields["authentication"])
-    if "performance" in fields:
-        fields["performance"] = PerformanceOption(fields["performance"])
     if dropped:
         kept = [MigrationNetwork(n.subnet, n.priority) for n in observed.networks
                 if n.subnet not in dropped]

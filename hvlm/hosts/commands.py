@@ -25,13 +25,8 @@ from dataclasses import dataclass, replace
 
 from hvlm.errors import HvlmError
 from hvlm.hosts.parse import parse_subnet
-from hvlm.model import (
-    AuthenticationType,
-    IPNetwork,
-    MigrationNetwork,
-    MigrationSettings,
-    PerformanceOption,
-)
+from hvlm.model import IPNetwork, MigrationNetwork, MigrationSettings
+from hvlm.settings import BY_ATTR, HOST_SETTINGS, SET_VMHOST
 from hvlm.state import MigrationState, ObservedNetwork
 
 ParameterValue = object  # str | int | bool | None (None = a switch)
@@ -171,22 +166,14 @@ def _network_steps(
     return adds, priorities, removes
 
 
-# (Set-VMHost parameter, MigrationSettings field, MigrationState field)
-_SET_VMHOST_FIELDS = (
-    ("VirtualMachineMigrationAuthenticationType", "authentication"),
-    ("VirtualMachineMigrationPerformanceOption", "performance"),
-    ("MaximumVirtualMachineMigrations", "max_virtual_machine_migrations"),
-    ("MaximumStorageMigrations", "max_storage_migrations"),
-    ("UseAnyNetworkForMigration", "use_any_network"),
-)
-
-
 def _set_vmhost(desired: MigrationSettings, observed: MigrationState) -> HostCommand | None:
+    """One Set-VMHost with every declared setting that differs (hvlm.settings.SET_VMHOST)."""
     params: list[tuple[str, ParameterValue]] = []
-    for parameter, attr in _SET_VMHOST_FIELDS:
-        want = getattr(desired, attr)
-        if want is not None and want != getattr(observed, attr):
-            params.append((parameter, want.value if hasattr(want, "value") else want))
+    for setting in SET_VMHOST:
+        want = getattr(desired, setting.attr)
+        if want is not None and want != getattr(observed, setting.attr):
+            assert setting.parameter is not None
+            params.append((setting.parameter, setting.plain(want)))
     return HostCommand("Set-VMHost", tuple(params)) if params else None
 
 
@@ -218,17 +205,19 @@ def restore_commands(before: MigrationState, after: MigrationState) -> tuple[Hos
         return (DISABLE_MIGRATION,)
     steps = [add_network(MigrationNetwork(n.subnet, n.priority)) for n in before.networks]
     if before.use_any_network:
-        steps.append(HostCommand("Set-VMHost", (("UseAnyNetworkForMigration", True),)))
+        parameter = BY_ATTR["use_any_network"].parameter
+        assert parameter is not None
+        steps.append(HostCommand("Set-VMHost", ((parameter, True),)))
     return tuple(steps)
 
 
 def expected_state(desired: MigrationSettings, observed: MigrationState) -> MigrationState:
     """What the host looks like once the declared fields are applied."""
     changes: dict[str, object] = {}
-    for attr in ("enabled",) + tuple(a for _, a in _SET_VMHOST_FIELDS):
-        want = getattr(desired, attr)
+    for setting in HOST_SETTINGS:
+        want = getattr(desired, setting.attr)
         if want is not None:
-            changes[attr] = want
+            changes[setting.attr] = want
     if desired.networks is not None:
         changes["networks"] = tuple(
             ObservedNetwork(
@@ -265,16 +254,9 @@ def simulate(state: MigrationState, step: HostCommand) -> MigrationState:
         return replace(state, networks=others + (ObservedNetwork(subnet, number),))
     if name == "Set-VMHost":
         changes: dict[str, object] = {}
-        for parameter, attr in _SET_VMHOST_FIELDS:
-            if any(k == parameter for k, _ in step.parameters):
-                changes[attr] = _setting_value(attr, step.parameter(parameter))
+        for setting in SET_VMHOST:
+            if any(k == setting.parameter for k, _ in step.parameters):
+                assert setting.parameter is not None
+                changes[setting.attr] = setting.typed(step.parameter(setting.parameter))
         return replace(state, **changes)  # type: ignore[arg-type]
     return state
-
-
-def _setting_value(attr: str, value: ParameterValue) -> object:
-    if attr == "authentication":
-        return AuthenticationType(value)
-    if attr == "performance":
-        return PerformanceOption(value)
-    return value

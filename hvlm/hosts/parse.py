@@ -12,14 +12,15 @@ an enum is read by its name (str()), falling back to the integer it carries.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, TypeVar
 
 from hvlm.errors import CmdletError
 from hvlm.hosts.records import RecordInfo, cmdlet_error, describe_record
-from hvlm.model import AuthenticationType, IPNetwork, PerformanceOption
+from hvlm.model import IPNetwork
+from hvlm.settings import HOST_SETTINGS, Reader
 from hvlm.state import (
     HostFacts,
     HostState,
@@ -178,29 +179,23 @@ def parse_subnet(text: str) -> IPNetwork:
 
 # -- one parser per kind ----------------------------------------------------------------------
 
-_AUTH_BY_INT = (AuthenticationType.CREDSSP, AuthenticationType.KERBEROS)
-_PERF_BY_INT = (PerformanceOption.TCPIP, PerformanceOption.COMPRESSION, PerformanceOption.SMB)
+_READERS: dict[Reader, Callable[[object], Any]] = {Reader.BOOL: parse_bool, Reader.INT: parse_int}
 
 
 def parse_vmhost(obj: object, networks: tuple[ObservedNetwork, ...]) -> MigrationState:
-    """Get-VMHost's migration properties. UseAnyNetworkForMigration absent = False (DOMAIN.md)."""
-    return MigrationState(
-        enabled=parse_bool(_required(obj, "VirtualMachineMigrationEnabled")),
-        authentication=parse_enum(
-            _required(obj, "VirtualMachineMigrationAuthenticationType"),
-            AuthenticationType,
-            _AUTH_BY_INT,
-        ),
-        performance=parse_enum(
-            _required(obj, "VirtualMachineMigrationPerformanceOption"),
-            PerformanceOption,
-            _PERF_BY_INT,
-        ),
-        max_virtual_machine_migrations=parse_int(_required(obj, "MaximumVirtualMachineMigrations")),
-        max_storage_migrations=parse_int(_required(obj, "MaximumStorageMigrations")),
-        use_any_network=parse_bool(prop(obj, "UseAnyNetworkForMigration", False)),
-        networks=networks,
-    )
+    """Get-VMHost's migration properties, one per row of hvlm.settings.HOST_SETTINGS (a row with
+    an `absent` value may be missing: UseAnyNetworkForMigration absent = False, DOMAIN.md)."""
+    values: dict[str, Any] = {}
+    for setting in HOST_SETTINGS:
+        if setting.absent is not None:
+            raw = prop(obj, setting.vmhost_property, setting.absent)
+        else:
+            raw = _required(obj, setting.vmhost_property)
+        if setting.enum is not None:
+            values[setting.attr] = parse_enum(raw, setting.enum, setting.by_int)
+        else:
+            values[setting.attr] = _READERS[setting.reader](raw)
+    return MigrationState(**values, networks=networks)
 
 
 def _required(obj: object, name: str) -> Any:
