@@ -2,6 +2,12 @@
 
 Part of the lab (not the reconcile pipeline). `hvlm lab up`, the pytest fixtures
 (tests/lab/samba_fixtures.py) and the integration tests of hvlm.directory run against it.
+This module holds `SambaDC` and its test API (computer accounts, users, delegation seeding,
+keytabs, S4U proof) and re-exports the package's public names; the rest of the package:
+
+    config.py     constants, `DCConfig` (one per DC), smb.conf/krb5.conf text, `available()`
+    provision.py  the domain on disk: `samba-tool domain provision` or a template copy, TLS files
+    process.py    the `samba` process: start, readiness probes, stop by PID
 
 Python API::
 
@@ -17,36 +23,18 @@ Python API::
     SambaDC.attach(workdir / "dc")   # the same DC from another process (e.g. `hvlm lab down`)
     available()                      # is Samba (samba, samba-tool, kinit, kvno) installed?
 
-Facts followed (../shared/notes/LAB.md): the domain is provisioned into a private targetdir, and
-every pid/log/socket/lock/state directory lives inside the workdir, so nothing lands in
-/var/lib/samba or /run/samba. The server runs with `-M single` and `ldap server require strong
-auth = allow_sasl_over_tls` (SASL GSSAPI over LDAPS). Only the ldap and kdc services run: no DNS
-server (it would forward to a non-loopback resolver), no dynamic DNS/SPN updates, no SMB.
-TLS uses a certificate issued by the lab CA with SANs dc1.lab.example and 127.0.0.1, so clients
-validate against `ca_path` by IP and by name. `krb5_conf` is a client configuration (kdc =
-127.0.0.1, rdns = false, dns_canonicalize_hostname = false, forwardable = true) for KRB5_CONFIG.
-
-Samba's ports are fixed (389/636/88): one DC per network namespace. Run tests that start a DC
-inside `unshare --net sh -c 'ip link set lo up && ...'`; `start()` refuses when a port is taken.
-
-Provisioning is the slow part. `provision(..., template_dir=DIR)` keeps a provisioned copy per
-(realm, domain, password) in DIR and copies it next time (the provisioned tree holds no absolute
-path: this module writes smb.conf itself).
+Facts followed (../shared/notes/LAB.md) are documented where they are applied: config.py (the
+smb.conf: private paths, ldap+kdc only, SASL over TLS), provision.py (templates, TLS SANs) and
+process.py (fixed ports: one DC per network namespace, `-M single`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import os
-import shutil
-import signal
-import socket
 import ssl
-import subprocess
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,37 +42,47 @@ from pathlib import Path
 import ldap3
 
 from hvlm_lab.pki import LabCA
+from hvlm_lab.samba import process
+from hvlm_lab.samba.config import (
+    DC_ADDRESS,
+    DC_HOST_NAME,
+    ENCTYPES_AES_RC4,
+    LAB_ADMIN_PASSWORD,
+    LAB_MACHINE_PASSWORD,
+    MIGRATION_SPN_CLASS,
+    PORTS,
+    STATE_FILE,
+    UAC_ACCOUNTDISABLE,
+    UAC_NORMAL_ACCOUNT,
+    UAC_PROTOCOL_TRANSITION,
+    UAC_TRUSTED_FOR_DELEGATION,
+    UAC_WORKSTATION_TRUST_ACCOUNT,
+    DCConfig,
+    SambaError,
+    available,
+    run_tool,
+)
+from hvlm_lab.samba.provision import provision_domain
 
-# userAccountControl bits (MicrosoftDocs a-useraccountcontrol.md)
-UAC_ACCOUNTDISABLE = 0x00000002
-UAC_NORMAL_ACCOUNT = 0x00000200
-UAC_WORKSTATION_TRUST_ACCOUNT = 0x00001000
-UAC_TRUSTED_FOR_DELEGATION = 0x00080000
-UAC_PROTOCOL_TRANSITION = 0x01000000  # TRUSTED_TO_AUTH_FOR_DELEGATION
-
-MIGRATION_SPN_CLASS = "Microsoft Virtual System Migration Service"
-DC_HOST_NAME = "DC1"
-DC_ADDRESS = "127.0.0.1"
-PORTS = (389, 636, 88)
-_ENCTYPES_AES_RC4 = 0x1C  # what a joined Windows computer advertises: RC4, AES128, AES256
-_TOOLS = ("samba", "samba-tool", "kinit", "kvno")
-_STATE_FILE = "samba-dc.json"
-# A throwaway lab's well-known passwords (never production: the DC listens on loopback only).
-LAB_ADMIN_PASSWORD = "Lab-Admin-Pass-1!"  # noqa: S105
-LAB_MACHINE_PASSWORD = "Lab-Machine-Pass-1!"  # noqa: S105
-
-
-class SambaError(RuntimeError):
-    """A lab directory step failed; the message names the step and carries the tool's output."""
-
-
-def available() -> bool:
-    """True when Samba AD DC and the MIT Kerberos client tools are installed."""
-    return all(_which(tool) for tool in _TOOLS)
-
-
-def _which(tool: str) -> str | None:
-    return shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")
+__all__ = [
+    "DC_ADDRESS",
+    "DC_HOST_NAME",
+    "LAB_ADMIN_PASSWORD",
+    "LAB_MACHINE_PASSWORD",
+    "MIGRATION_SPN_CLASS",
+    "PORTS",
+    "UAC_ACCOUNTDISABLE",
+    "UAC_NORMAL_ACCOUNT",
+    "UAC_PROTOCOL_TRANSITION",
+    "UAC_TRUSTED_FOR_DELEGATION",
+    "UAC_WORKSTATION_TRUST_ACCOUNT",
+    "Computer",
+    "DCConfig",
+    "S4UResult",
+    "SambaDC",
+    "SambaError",
+    "available",
+]
 
 
 @dataclass(frozen=True)
@@ -107,209 +105,6 @@ class Computer:
     uac_extra: int = 0  # bits OR-ed into 4096 (e.g. UAC_PROTOCOL_TRANSITION)
 
 
-@dataclass(frozen=True)
-class DCConfig:
-    """What identifies a provisioned domain."""
-
-    workdir: Path
-    realm: str = "LAB.EXAMPLE"
-    domain: str = "LAB"
-    admin_password: str = LAB_ADMIN_PASSWORD
-
-    @property
-    def dns_domain(self) -> str:
-        return self.realm.lower()
-
-    @property
-    def base_dn(self) -> str:
-        return ",".join(f"DC={part}" for part in self.dns_domain.split("."))
-
-    @property
-    def dc_fqdn(self) -> str:
-        return f"{DC_HOST_NAME.lower()}.{self.dns_domain}"
-
-    @property
-    def admin_dn(self) -> str:
-        return f"CN=Administrator,CN=Users,{self.base_dn}"
-
-    @property
-    def target_dir(self) -> Path:
-        return self.workdir / "samba"
-
-    @property
-    def smb_conf(self) -> Path:
-        return self.target_dir / "etc" / "smb.conf"
-
-    @property
-    def run_dir(self) -> Path:
-        return self.workdir / "run"
-
-    @property
-    def log_dir(self) -> Path:
-        return self.workdir / "log"
-
-    @property
-    def tls_dir(self) -> Path:
-        return self.workdir / "tls"
-
-    @property
-    def keytab_dir(self) -> Path:
-        return self.workdir / "keytabs"
-
-    @property
-    def krb5_conf(self) -> Path:
-        return self.workdir / "krb5.conf"
-
-    @property
-    def ca_path(self) -> Path:
-        return self.tls_dir / "ca.pem"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.run_dir / "samba.pid"
-
-
-def _path_options(cfg: DCConfig) -> dict[str, str]:
-    return {
-        "interfaces": DC_ADDRESS,
-        "bind interfaces only": "yes",
-        "pid directory": str(cfg.run_dir),
-        "log file": str(cfg.log_dir / "samba.log"),
-        "ncalrpc dir": str(cfg.run_dir / "ncalrpc"),
-        "winbindd socket directory": str(cfg.run_dir / "winbindd"),
-        "ntp signd socket directory": str(cfg.run_dir / "ntp_signd"),
-    }
-
-
-def _smb_conf_text(cfg: DCConfig) -> str:
-    target = cfg.target_dir
-    options = {
-        "netbios name": DC_HOST_NAME,
-        "realm": cfg.realm,
-        "workgroup": cfg.domain,
-        "server role": "active directory domain controller",
-        "private dir": str(target / "private"),
-        "lock directory": str(target),
-        "state directory": str(target / "state"),
-        "cache directory": str(target / "cache"),
-        "binddns dir": str(target / "bind-dns"),
-        **_path_options(cfg),
-        "server services": "ldap, kdc",
-        "dns update command": "/bin/true",
-        "spn update command": "/bin/true",
-        "ldap server require strong auth": "allow_sasl_over_tls",
-        "tls enabled": "yes",
-        "tls keyfile": str(cfg.tls_dir / "dc.key"),
-        "tls certfile": str(cfg.tls_dir / "dc.pem"),
-        "tls cafile": str(cfg.ca_path),
-        "log level": "1",
-        "ldb:nosync": "true",  # a throwaway database: skip fsync (Samba's own selftest does)
-    }
-    lines = ["# written by hvlm_lab.samba.dc", "[global]"]
-    lines += [f"\t{key} = {value}" for key, value in options.items()]
-    return "\n".join(lines) + "\n"
-
-
-def _krb5_conf_text(cfg: DCConfig) -> str:
-    realm, dns = cfg.realm, cfg.dns_domain
-    return (
-        "[libdefaults]\n"
-        f"\tdefault_realm = {realm}\n"
-        "\tdns_lookup_realm = false\n\tdns_lookup_kdc = false\n"
-        "\trdns = false\n\tdns_canonicalize_hostname = false\n\tforwardable = true\n"
-        "\tudp_preference_limit = 1\n"
-        "[realms]\n"
-        f"\t{realm} = {{\n\t\tkdc = {DC_ADDRESS}\n\t\tadmin_server = {DC_ADDRESS}\n\t}}\n"
-        "[domain_realm]\n"
-        f"\t.{dns} = {realm}\n\t{dns} = {realm}\n"
-    )
-
-
-def _run(argv: Sequence[str], step: str, env: Mapping[str, str] | None = None,
-         check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        list(argv), capture_output=True, text=True, env=dict(env) if env is not None else None,
-        timeout=timeout, check=False,
-    )
-    if check and proc.returncode != 0:
-        raise SambaError(f"{step} failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}")
-    return proc
-
-
-def _provision_into(cfg: DCConfig) -> None:
-    empty = cfg.workdir / "empty-smb.conf"
-    empty.write_text("")
-    argv = [
-        "samba-tool", "domain", "provision", "-s", str(empty),
-        f"--targetdir={cfg.target_dir}", f"--realm={cfg.realm}", f"--domain={cfg.domain}",
-        f"--host-name={DC_HOST_NAME}", f"--host-ip={DC_ADDRESS}", "--server-role=dc",
-        "--dns-backend=SAMBA_INTERNAL", f"--adminpass={cfg.admin_password}",
-    ]
-    argv += [f"--option={key} = {value}" for key, value in _path_options(cfg).items()]
-    _run(argv, "samba-tool domain provision", timeout=300)
-    empty.unlink()
-    # The DC's own SPNs (ldap/dc1...: SASL GSSAPI needs them) are normally added by samba at
-    # start-up, in the background; the lab turns that off and adds them here, once, offline.
-    cfg.smb_conf.write_text(_smb_conf_text(cfg))
-    _run([_which("samba_spnupdate") or "samba_spnupdate", "-s", str(cfg.smb_conf)],
-         "samba_spnupdate")
-
-
-def _template_key(cfg: DCConfig) -> str:
-    version = _run(["samba", "--version"], "samba --version").stdout.strip()
-    raw = "\0".join([version, cfg.realm, cfg.domain, cfg.admin_password])
-    return hashlib.sha256(raw.encode()).hexdigest()[:16]
-
-
-def _from_template(cfg: DCConfig, template_dir: Path) -> None:
-    cached = template_dir / _template_key(cfg)
-    if not cached.is_dir():
-        scratch = DCConfig(template_dir / f".build-{os.getpid()}-{time.monotonic_ns()}",
-                           cfg.realm, cfg.domain, cfg.admin_password)
-        scratch.workdir.mkdir(parents=True)
-        _provision_into(scratch)
-        with contextlib.suppress(OSError):  # atomic: a concurrent builder may have won the race
-            scratch.target_dir.rename(cached)
-        shutil.rmtree(scratch.workdir, ignore_errors=True)
-    shutil.copytree(cached, cfg.target_dir, symlinks=True)
-
-
-def _write_tls(cfg: DCConfig, ca: LabCA) -> None:
-    cfg.tls_dir.mkdir(parents=True, exist_ok=True)
-    ca.issue(cfg.tls_dir, "dc", [cfg.dc_fqdn, DC_HOST_NAME.lower()], [DC_ADDRESS])
-    shutil.copyfile(ca.cert_path, cfg.ca_path)
-
-
-def _port_open(port: int, timeout: float = 0.5) -> bool:
-    try:
-        with socket.create_connection((DC_ADDRESS, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def _tls_ok(cfg: DCConfig) -> bool:
-    ctx = ssl.create_default_context(cafile=str(cfg.ca_path))
-    try:
-        with (socket.create_connection((DC_ADDRESS, 636), timeout=1) as raw,
-              ctx.wrap_socket(raw, server_hostname=cfg.dc_fqdn)):
-            return True
-    except (OSError, ssl.SSLError):
-        return False
-
-
-def _root_dse_ok() -> bool:
-    server = ldap3.Server(DC_ADDRESS, port=389, get_info=ldap3.NONE, connect_timeout=1)
-    try:
-        conn = ldap3.Connection(server, auto_bind=True, receive_timeout=2)
-        ok = bool(conn.search("", "(objectClass=*)", ldap3.BASE,
-                              attributes=["defaultNamingContext"]))
-        conn.unbind()
-        return ok
-    except ldap3.core.exceptions.LDAPException:
-        return False
-
-
 def _computer_entry(cfg: DCConfig, spec: Computer) -> tuple[str, dict[str, object]]:
     name = spec.name.upper()
     fqdn = spec.fqdn or f"{name.lower()}.{cfg.dns_domain}"
@@ -322,7 +117,7 @@ def _computer_entry(cfg: DCConfig, spec: Computer) -> tuple[str, dict[str, objec
         "dNSHostName": fqdn,
         "servicePrincipalName": spns,
         "userAccountControl": str(UAC_WORKSTATION_TRUST_ACCOUNT | spec.uac_extra),
-        "msDS-SupportedEncryptionTypes": str(_ENCTYPES_AES_RC4),
+        "msDS-SupportedEncryptionTypes": str(ENCTYPES_AES_RC4),
     }
     if spec.password is not None:
         attrs["unicodePwd"] = _unicode_pwd(spec.password)
@@ -364,17 +159,7 @@ class SambaDC:
     ) -> SambaDC:
         """Provision a fresh domain into `workdir` (which must not hold one yet)."""
         cfg = DCConfig(Path(workdir).resolve(), realm.upper(), domain.upper(), admin_password)
-        if cfg.target_dir.exists():
-            raise SambaError(f"{cfg.target_dir} already holds a domain")
-        for directory in (cfg.workdir, cfg.run_dir, cfg.log_dir, cfg.keytab_dir):
-            directory.mkdir(parents=True, exist_ok=True)
-        if template_dir is not None:
-            _from_template(cfg, Path(template_dir).resolve())
-        else:
-            _provision_into(cfg)
-        _write_tls(cfg, ca)
-        cfg.smb_conf.write_text(_smb_conf_text(cfg))
-        cfg.krb5_conf.write_text(_krb5_conf_text(cfg))
+        provision_domain(cfg, ca, template_dir)
         dc = cls(cfg)
         dc._save_state()
         return dc
@@ -382,84 +167,46 @@ class SambaDC:
     @classmethod
     def attach(cls, workdir: Path) -> SambaDC:
         """The DC provisioned in `workdir` by another process (reads its state file)."""
-        state = json.loads((Path(workdir) / _STATE_FILE).read_text())
+        state = json.loads((Path(workdir) / STATE_FILE).read_text())
         cfg = DCConfig(Path(state["workdir"]), state["realm"], state["domain"],
-                       state["admin_password"])
+                       state["admin_password"], state.get("host_name", DC_HOST_NAME),
+                       state.get("address", DC_ADDRESS))
         return cls(cfg, pid=state.get("pid"))
 
     def _save_state(self) -> None:
         cfg = self.config
         state = {"workdir": str(cfg.workdir), "realm": cfg.realm, "domain": cfg.domain,
-                 "admin_password": cfg.admin_password, "pid": self.pid,
+                 "admin_password": cfg.admin_password, "host_name": cfg.host_name,
+                 "address": cfg.address, "pid": self.pid,
                  "ca": str(cfg.ca_path), "krb5_conf": str(cfg.krb5_conf),
                  "ldaps": self.ldaps_url, "dc_fqdn": cfg.dc_fqdn}
-        path = cfg.workdir / _STATE_FILE
-        path.write_text(json.dumps(state, indent=2) + "\n")
-        path.chmod(0o600)
+        cfg.state_file.write_text(json.dumps(state, indent=2) + "\n")
+        cfg.state_file.chmod(0o600)
 
     def start(self, timeout: float = 60.0) -> float:
         """Start `samba` in the background; return the seconds it took to become ready."""
-        busy = [port for port in PORTS if _port_open(port, 0.2)]
-        if busy:
-            raise SambaError(
-                f"ports {busy} on {DC_ADDRESS} are taken: one DC per network namespace "
-                "(run inside `unshare --net sh -c 'ip link set lo up && ...'`)"
-            )
-        cfg = self.config
         started = time.monotonic()
-        self._log = cfg.log_dir / "samba.out"
-        with open(self._log, "ab") as log:
-            proc = subprocess.Popen(
-                [_which("samba") or "samba", "-s", str(cfg.smb_conf), "--foreground",
-                 "--no-process-group", "-M", "single", "--debug-stdout"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self._log = self.config.log_dir / "samba.out"
+        proc = process.spawn(self.config, self._log)
         self.pid = proc.pid
         self._save_state()
-        self._wait_ready(proc, started + timeout)
+        try:
+            process.wait_ready(self.config, proc, started + timeout, self._log)
+        except SambaError:
+            self.stop()
+            raise
         return time.monotonic() - started
 
-    def _wait_ready(self, proc: subprocess.Popen[bytes], deadline: float) -> None:
-        checks: list[Callable[[], bool]] = [
-            _root_dse_ok, lambda: _port_open(88), lambda: _tls_ok(self.config)]
-        while checks:
-            if proc.poll() is not None:
-                raise SambaError(f"samba exited with {proc.returncode}: see {self._log}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise SambaError(f"samba not ready in time: see {self._log}")
-            if checks[0]():
-                checks.pop(0)
-            else:
-                time.sleep(0.05)
-
     def running(self) -> bool:
-        if self.pid is None:
-            return False
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        return _is_samba(self.pid)
+        return process.running(self.pid)
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM to the PID we started; wait until it is gone and nothing listens."""
-        pid = self.pid
-        if pid is not None and self.running():
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
-                while _alive(pid):
-                    time.sleep(0.05)
+        if self.pid is not None:
+            process.terminate(self.pid, timeout)
         self.pid = None
         self._save_state()
-        deadline = time.monotonic() + timeout
-        while any(_port_open(port, 0.1) for port in PORTS) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        process.wait_ports_free(self.config, timeout)
 
     def __enter__(self) -> SambaDC:
         return self
@@ -470,11 +217,11 @@ class SambaDC:
     # ---- client-side facts -------------------------------------------------------------------
     @property
     def ldap_url(self) -> str:
-        return f"ldap://{DC_ADDRESS}"
+        return f"ldap://{self.config.address}"
 
     @property
     def ldaps_url(self) -> str:
-        return f"ldaps://{DC_ADDRESS}"
+        return f"ldaps://{self.config.address}"
 
     @property
     def ca_path(self) -> Path:
@@ -509,7 +256,8 @@ class SambaDC:
     def admin_connection(self) -> Iterator[ldap3.Connection]:
         """An LDAPS connection bound as Administrator, validating against the lab CA."""
         tls = ldap3.Tls(ca_certs_file=str(self.ca_path), validate=ssl.CERT_REQUIRED)
-        server = ldap3.Server(DC_ADDRESS, port=636, use_ssl=True, tls=tls, get_info=ldap3.NONE)
+        server = ldap3.Server(self.config.address, port=636, use_ssl=True, tls=tls,
+                              get_info=ldap3.NONE)
         conn = ldap3.Connection(server, self.admin_dn, self.config.admin_password,
                                 auto_bind=True, raise_exceptions=False)
         try:
@@ -588,7 +336,7 @@ class SambaDC:
         stem = principal.replace("/", "_").replace("$", "").replace(" ", "_")
         target = Path(path) if path else self.config.keytab_dir / f"{stem}.keytab"
         target.unlink(missing_ok=True)
-        _run(["samba-tool", "domain", "exportkeytab", str(target), f"--principal={principal}",
+        run_tool(["samba-tool", "domain", "exportkeytab", str(target), f"--principal={principal}",
               "-s", str(self.config.smb_conf)], f"export keytab of {principal}")
         return target
 
@@ -604,33 +352,11 @@ class SambaDC:
         ccache = self.config.workdir / f"ccache-s4u-{source.upper()}"
         env = self.krb5_env(ccache)
         principal = f"{account}@{self.config.realm}"
-        kinit = _run(["kinit", "-f", "-k", "-t", str(keytab), principal], "kinit", env,
+        kinit = run_tool(["kinit", "-f", "-k", "-t", str(keytab), principal], "kinit", env,
                      check=False, timeout=30)
         if kinit.returncode != 0:
             return S4UResult(False, f"kinit: {kinit.stderr.strip()}")
-        kvno = _run(["kvno", "-k", str(keytab), "-I", impersonate, "-P", target_spn],
+        kvno = run_tool(["kvno", "-k", str(keytab), "-I", impersonate, "-P", target_spn],
                     "kvno", env, check=False, timeout=30)
         ccache.unlink(missing_ok=True)
         return S4UResult(kvno.returncode == 0, (kvno.stdout + kvno.stderr).strip())
-
-
-def _alive(pid: int) -> bool:
-    try:
-        waited, _status = os.waitpid(pid, os.WNOHANG)
-        if waited == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _is_samba(pid: int) -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return b"samba" in cmdline.split(b"\0", 1)[0]
