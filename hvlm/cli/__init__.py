@@ -81,9 +81,9 @@ def _internal_error(exc: BaseException) -> NoReturn:
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     global _debug
-    _debug = False
-    _register_subcommands()
+    _debug = "debug" in (argv if argv is not None else sys.argv[1:])
     try:
+        _register_subcommands()
         cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
