@@ -81,10 +81,13 @@ def _internal_error(exc: BaseException) -> NoReturn:
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     global _debug
-    _debug = "debug" in (argv if argv is not None else sys.argv[1:])
+    args = list(argv) if argv is not None else sys.argv[1:]
+    # before click parses (a command module that fails to import): the same rule, read by hand
+    _debug = "--log-level=debug" in args or any(
+        a == "--log-level" and b == "debug" for a, b in zip(args, args[1:]))
     try:
         _register_subcommands()
-        cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
+        cli.main(args=args, standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(EXIT_INTERRUPTED)
