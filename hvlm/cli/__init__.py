@@ -12,6 +12,7 @@ and the traceback only with `--log-level debug`. stdout carries only results.
 
 from __future__ import annotations
 
+import itertools
 import sys
 import traceback
 from collections.abc import Sequence
@@ -84,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     args = list(argv) if argv is not None else sys.argv[1:]
     # before click parses (a command module that fails to import): the same rule, read by hand
     _debug = "--log-level=debug" in args or any(
-        a == "--log-level" and b == "debug" for a, b in zip(args, args[1:]))
+        a == "--log-level" and b == "debug" for a, b in itertools.pairwise(args))
     try:
         _register_subcommands()
         cli.main(args=args, standalone_mode=False)
