@@ -12,7 +12,7 @@ Modules:
   report     the table;
   chart      the PNG (matplotlib: the `bench` extra);
   plan_10k   pure planning of 10,000 hosts (the planner's own benchmark, reused here);
-  read_fleet hvlm.hosts.fleet.read_fleet against a lab of plain LabServer hosts (standalone).
+  read_fleet hvlm's fleet read (hvlm.reconcile) against plain LabServer hosts (standalone).
 
 Reading the figures (measured here, 2 cores shared with other work; see bench/results.json):
 the fleet plan is bound by CPU, not by latency. Each host costs the client ~50 ms of pypsrp work

@@ -1,8 +1,11 @@
 """Benchmark: read a lab fleet through hvlm's host sessions, against the latency lower bound.
 
-Where it sits: part of `make bench` (issue 8); it exercises hvlm.hosts.fleet.read_fleet (one pool
-and ONE pipeline per host, a thread pool of --parallelism workers) against the lab's simulated
-hosts, which run in a separate process (the lab's event loop must not share this process's GIL).
+Where it sits: a standalone companion of `make bench` (issue 8), against a lab of plain
+LabServer hosts without a directory. It exercises hvlm's fleet read as `hvlm plan` does it:
+hvlm.reconcile's open_fleet + Fleet.read_hosts (one HostSession, so one pool and ONE pipeline,
+per host; a thread pool of --parallelism workers) and the sessions' close, all inside the
+clock, against the lab's simulated hosts, which run in a separate process (the lab's event loop
+must not share this process's GIL).
 
 Lower bound: every host costs R sequential WSMan requests (R measured with the lab's counters:
 5 with Basic), each delayed by the lab's added latency L; with P workers the fleet needs
@@ -65,17 +68,19 @@ def serve(workdir: Path, hosts: int, latency_ms: float) -> None:
 
 
 def measure(hosts: int, latency_ms: float, parallelism: int) -> dict[str, Any]:
-    from hvlm.errors import HostError
-    from hvlm.hosts.fleet import read_fleet
     from hvlm.hosts.session import Credentials as ClientCredentials
+    from hvlm.hosts.session import HostSession
     from hvlm.model import (
         ConnectionSpec,
         DelegationSettings,
+        DirectorySpec,
         HostSpec,
+        Manifest,
         MigrationSettings,
         Transport,
         WinRMAuth,
     )
+    from hvlm.reconcile import open_fleet
     from hvlm_lab.wsman.control import LabControlClient
 
     with tempfile.TemporaryDirectory(prefix="hvlm-bench-") as tmp:
@@ -109,13 +114,24 @@ def measure(hosts: int, latency_ms: float, parallelism: int) -> dict[str, Any]:
                 )
                 for name, ep in sorted(info["endpoints"].items())
             ]
+            credentials = ClientCredentials(USER, PASSWORD)
+
+            def open_host(spec: HostSpec) -> HostSession:  # hvlm.backends', with credentials
+                session = HostSession(spec, credentials)
+                session.open()
+                return session
+
+            def no_directory(spec: DirectorySpec) -> Any:
+                raise AssertionError("this benchmark reads hosts only")
+
+            manifest = Manifest("bench", tuple(specs))
             control = LabControlClient(info["control"])
             control.reset()
             lab_cpu0, cpu0 = _process_cpu(child.pid), time.process_time()
             start = time.perf_counter()
-            results = read_fleet(
-                specs, parallelism, credentials=ClientCredentials(USER, PASSWORD), progress=False
-            )
+            with open_fleet(manifest, parallelism, progress=False, open_host=open_host,
+                            open_directory=no_directory) as fleet:
+                _, errors = fleet.read_hosts(specs)
             wall = time.perf_counter() - start
             client_cpu = time.process_time() - cpu0
             lab_cpu = _process_cpu(child.pid) - lab_cpu0
@@ -124,7 +140,7 @@ def measure(hosts: int, latency_ms: float, parallelism: int) -> dict[str, Any]:
             if child.stdin is not None:
                 child.stdin.close()
             child.wait(60)
-    failures = [str(r) for r in results.values() if isinstance(r, HostError)]
+    failures = [errors[name] for name in sorted(errors)]
     per_host = sorted({s["wsman_requests"] for s in stats.values()})
     requests = max(per_host)
     waves = math.ceil(hosts / parallelism)

@@ -1,7 +1,7 @@
 """Progress of a fleet operation: a rich bar on a TTY, one structlog line per host otherwise.
 
-Used by hvlm.reconcile (plan, apply, check, export) and hvlm.hosts.fleet; both write to stderr,
-so stdout carries only results. No backend imports.
+Used by hvlm.reconcile (its fleet reads, for plan, apply, check and export); writes to stderr, so
+stdout carries only results. No backend imports.
 """
 
 from __future__ import annotations

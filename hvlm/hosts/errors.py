@@ -1,13 +1,18 @@
 """The ONE place where pypsrp/requests exceptions, WSMan faults and error records become our errors.
 
 Pipeline position: hvlm.hosts.session (transport and pipelines) and hvlm.hosts.parse (error
-records of the read pipeline) call here; everything above them (fleet, planner, CLI) only sees
-hvlm.errors types:
+records of the read pipeline) call here; everything above them (the reconciler, the CLI) only
+sees hvlm.errors types:
 
     requests ConnectionError / timeouts / SSLError  -> HostUnreachable
     pypsrp AuthenticationError (HTTP 401), SPNEGO    -> HostAuthError
     WSManFaultError / WinRMTransportError / others   -> HostError
     PowerShell ErrorRecord (terminating or not)      -> CmdletError
+
+Only the exception families of the libraries between hvlm and a host are mapped
+(`BACKEND_ERRORS`: pypsrp, requests/urllib3, socket and ssl, SPNEGO/NTLM/Kerberos/CredSSP, a
+response that is not XML). Anything else raised while talking to a host (a TypeError...) is a
+bug in hvlm: the session lets it propagate and the CLI reports it as an internal error.
 
 Every error names the host, the step and the real message; known causes get a hint (credentials,
 certValidation, the error codes of DOMAIN.md's table). Credentials never appear in a message.
@@ -15,15 +20,24 @@ certValidation, the error codes of DOMAIN.md's table). Credentials never appear 
 
 from __future__ import annotations
 
+import importlib
 import re
+from xml.etree.ElementTree import ParseError
 
 import requests
+import urllib3.exceptions
 from pypsrp.exceptions import (
     AuthenticationError,
     WinRMError,
     WinRMTransportError,
     WSManFaultError,
 )
+from requests_credssp.exceptions import (
+    AuthenticationException,
+    InvalidConfigurationException,
+    NTStatusException,
+)
+from spnego.exceptions import FeatureMissingError, NativeError, SpnegoError
 
 from hvlm.errors import HostAuthError, HostError, HostUnreachable
 from hvlm.hosts.records import (  # re-exported: the record half of the mapping
@@ -35,8 +49,38 @@ from hvlm.hosts.records import (  # re-exported: the record half of the mapping
 from hvlm.model import ConnectionSpec, Transport, WinRMAuth
 
 
+def _optional(module: str, name: str) -> tuple[type[Exception], ...]:
+    """An exception class of a library of the `kerberos` extra, if it is installed."""
+    try:
+        found: type[Exception] = getattr(importlib.import_module(module), name)
+    except ImportError:
+        return ()
+    return (found,)
+
+
+# authentication (NTLM, Kerberos, CredSSP) below pypsrp: a failed handshake, a missing ticket
+_AUTH_ERRORS: tuple[type[Exception], ...] = (
+    SpnegoError,
+    NativeError,
+    FeatureMissingError,
+    AuthenticationException,
+    InvalidConfigurationException,
+    NTStatusException,
+    *_optional("gssapi.exceptions", "GSSError"),
+    *_optional("krb5", "Krb5Error"),
+)
+# What a call to a host may raise for a reason outside hvlm; map_exception maps these only.
+BACKEND_ERRORS: tuple[type[Exception], ...] = (
+    WinRMError,  # pypsrp: HTTP 401 and other statuses, WSMan faults, PSRP state and fragments
+    OSError,  # requests (connect/read timeouts, TLS, dropped connections), socket, ssl
+    urllib3.exceptions.HTTPError,  # what requests lets through
+    ParseError,  # a response body that is not XML
+    *_AUTH_ERRORS,
+)
+
+
 def map_exception(exc: BaseException, host: str, step: str, spec: ConnectionSpec) -> HostError:
-    """Map anything pypsrp/requests/pyspnego raised to one HostError subclass (one clear line)."""
+    """Map one of BACKEND_ERRORS to one HostError subclass (one clear line)."""
     if isinstance(exc, HostError):
         return exc
     if isinstance(exc, AuthenticationError):
@@ -70,7 +114,7 @@ def map_exception(exc: BaseException, host: str, step: str, spec: ConnectionSpec
     if isinstance(exc, WinRMTransportError):
         text = _first_line(exc.response_text) or "no body"
         return HostError(host, step, f"HTTP {exc.code} from {spec.url}: {text}", hint=explain(text))
-    if _is_spnego_error(exc):
+    if isinstance(exc, _AUTH_ERRORS):
         return HostAuthError(
             host,
             step,
@@ -182,11 +226,6 @@ def _wsman_fault(exc: WSManFaultError, host: str, step: str) -> HostError:
             "Management Users)",
         )
     return HostError(host, step, f"{label}: {reason}", hint=hint)
-
-
-def _is_spnego_error(exc: BaseException) -> bool:
-    module = type(exc).__module__ or ""
-    return module.startswith(("spnego", "gssapi", "krb5", "requests_credssp"))
 
 
 def _first_line(text: str) -> str:

@@ -1,17 +1,18 @@
 """One host over PowerShell Remoting (pypsrp 0.9.1): connection, one RunspacePool, pipelines.
 
-Pipeline position: hvlm.hosts.fleet runs `read_host` / `change_host` per host in a worker
-thread; hvlm.reconcile (through hvlm.backends) keeps one opened `HostSession` per host from the
-plan's read to the verification read. Step accounting of writes: hvlm.hosts.write.
+Pipeline position: hvlm.backends opens a `HostSession` per host for hvlm.reconcile, which keeps
+it open from the plan's read to the verification read (HostSessionLike: read / run / close).
+Step accounting of writes: hvlm.hosts.write.
 A session opens ONE RunspacePool (WSMan Create + Receive), reuses it for the read, the writes and
 the verification read (one Command + Receive per pipeline), and closes it (Delete):
 5 WSMan requests for a read, 9 for read + write + verify with Basic.
 
 Commands are sent only as structured cmdlets with named parameters (AddCommand/AddParameter):
 never a script, never a string built from values, so a subnet or a name carrying PowerShell
-metacharacters arrives as a parameter value. Every failure leaves here as an hvlm HostError
-(mapping in hvlm.hosts.errors); credentials come from the environment or the Kerberos ticket
-cache and are never logged.
+metacharacters arrives as a parameter value. Every failure of the host or of the way to it
+leaves here as an hvlm HostError (hvlm.hosts.errors: BACKEND_ERRORS, map_exception); any other
+exception is a bug in hvlm and propagates as it is. Credentials come from the environment or the
+Kerberos ticket cache and are never logged.
 """
 
 from __future__ import annotations
@@ -28,14 +29,9 @@ from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import NAMESPACES, WSMan, WSManAction
 
 from hvlm.errors import CredentialsMissing, HostError, HostUnreachable
-from hvlm.hosts.commands import (
-    READ_STATEMENTS,
-    HostCommand,
-    UnsafeHostChange,
-    host_commands,
-    restore_commands,
-)
+from hvlm.hosts.commands import READ_STATEMENTS, HostCommand, restore_commands
 from hvlm.hosts.errors import (
+    BACKEND_ERRORS,
     is_transient,
     map_exception,
     plain_http_basic_refused,
@@ -187,6 +183,7 @@ class HostSession:
         self._broken = False
         self._log = log.bind(host=spec.name)
         self.last_read: HostState | None = None  # the latest successful read of this session
+        self.last_apply: ApplyResult | None = None  # what each step of the latest write did
 
     # -- lifecycle
 
@@ -226,7 +223,7 @@ class HostSession:
         try:
             if pool is not None and not self._broken:
                 pool.close()
-        except Exception as exc:  # a failed close must not hide the result already obtained
+        except BACKEND_ERRORS as exc:  # a failed close must not hide the result obtained
             self._log.warning(
                 "closing the pool failed",
                 error=str(map_exception(exc, self.name, "close", self.connection)),
@@ -278,7 +275,7 @@ class HostSession:
         left it stranded (migration on, no network) when it was not before, put back as it was.
         """
         before = self.last_read
-        result = apply_host_changes(self, steps)
+        result = self.last_apply = apply_host_changes(self, steps)
         if result.ok or before is None:
             return result
         try:
@@ -294,7 +291,8 @@ class HostSession:
             steps=[str(s) for s in undo],
         )
         restored = apply_host_changes(self, undo)
-        return replace(result, restored=restored.steps)
+        result = self.last_apply = replace(result, restored=restored.steps)
+        return result
 
     def run(self, steps: Sequence[HostCommand]) -> None:
         """Write steps; raise the first failure (CmdletError naming host, step and message)."""
@@ -312,9 +310,7 @@ class HostSession:
         while True:
             try:
                 return fn()
-            except HostError:
-                raise
-            except Exception as exc:
+            except BACKEND_ERRORS as exc:  # anything else is a bug in hvlm: not mapped
                 if is_transient(exc) and attempt < self.connection.retries:
                     delay = BACKOFF_SECONDS * (2**attempt)
                     attempt += 1
@@ -344,77 +340,3 @@ def _add(ps: PowerShell, command: HostCommand) -> None:
 def _text(record: object) -> str:
     message = getattr(record, "message", None)
     return str(message) if message is not None else str(record)
-
-
-# -- whole units of work --------------------------------------------------------------------------
-
-
-def open_session(spec: HostSpec, credentials: Credentials | None = None) -> HostSession:
-    """An opened session; the caller closes it (HostSession.close)."""
-    session = HostSession(spec, credentials)
-    session.open()
-    return session
-
-
-def read_host(spec: HostSpec, credentials: Credentials | None = None) -> HostState:
-    """Open, read once, close: 5 WSMan requests with Basic."""
-    with HostSession(spec, credentials) as session:
-        return session.read()
-
-
-StepsFor = Callable[[HostSpec, HostState], Sequence[HostCommand]]
-
-
-def desired_steps(spec: HostSpec, observed: HostState) -> tuple[HostCommand, ...]:
-    """Default decision: the manifest's migration settings against what the host has."""
-    return host_commands(spec.migration, observed.migration)
-
-
-@dataclass(frozen=True)
-class HostChangeReport:
-    """One host's apply: what was read, what each step did, and what verification found."""
-
-    host: str
-    before: HostState
-    result: ApplyResult
-    after: HostState | None = None  # None when nothing was written (no second read needed)
-    remaining: tuple[HostCommand, ...] = ()  # what still differs after verification
-    verify_error: HostError | None = None  # the verification read failed (the writes stand)
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.result.steps)
-
-    @property
-    def ok(self) -> bool:
-        return self.result.ok and not self.remaining and self.verify_error is None
-
-
-def change_host(
-    spec: HostSpec,
-    steps_for: StepsFor = desired_steps,
-    credentials: Credentials | None = None,
-) -> HostChangeReport:
-    """Read, write the steps decided from that read, read again: one pool, at most 9 requests.
-
-    `steps_for` decides from the fresh read (e.g. the planner refusing a stale plan by raising);
-    verification compares the manifest's settings against the second read.
-    """
-    with HostSession(spec, credentials) as session:
-        before = session.read()
-        steps = tuple(steps_for(spec, before))
-        if not steps:
-            return HostChangeReport(spec.name, before, ApplyResult(spec.name))
-        result = session.apply(steps)
-        try:
-            after = session.read()
-        except HostError as error:
-            return HostChangeReport(spec.name, before, result, verify_error=error)
-    return HostChangeReport(spec.name, before, result, after, _remaining(spec, after))
-
-
-def _remaining(spec: HostSpec, after: HostState) -> tuple[HostCommand, ...]:
-    try:
-        return host_commands(spec.migration, after.migration)
-    except UnsafeHostChange:
-        return ()

@@ -1,8 +1,9 @@
 """Writing a host: run the ordered steps in ONE pipeline and account for every step.
 
 Pipeline position: hvlm.hosts.session (HostSession.apply / run) calls `apply_host_changes` with
-the steps of hvlm.hosts.commands.host_commands (or the planner's); it only needs something that
-runs a pipeline (`PipelineRunner`), so the accounting below is independent of pypsrp.
+the steps hvlm.reconcile built from the plan (hvlm.hosts.commands.host_commands); it only needs
+something that runs a pipeline (`PipelineRunner`), so the accounting below is independent of
+pypsrp.
 
 Every step but a removal carries -ErrorAction Stop, so a failed add stops the pipeline before a
 later step could remove the last network; error records are tied to their step (cmdlet, then the

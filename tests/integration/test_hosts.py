@@ -1,5 +1,10 @@
 """hvlm's host sessions against the lab: real pypsrp over real WSMan/PSRP on loopback.
 
+One host is read with a HostSession; changes and fleets go through hvlm's one orchestrator,
+hvlm.reconcile (observe, plan, apply_plan with verification), with the real host backend
+(HostSession, kept by `Opener` for assertions about each step) and an in-memory directory whose
+accounts already hold what the manifest wants (`ConvergedDirectory`), so plans change hosts only.
+
 Every assertion about cost is made with the lab's counters (WSMan actions per host), every
 assertion about effect with the simulated host's state, every assertion about errors on the one
 line an operator would see.
@@ -9,7 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +23,18 @@ import structlog
 
 from hvlm.errors import CmdletError, CredentialsMissing, HostAuthError, HostError, HostUnreachable
 from hvlm.hosts.commands import PURGE_SYSTEM_TICKETS, HostCommand, add_network, host_commands
-from hvlm.hosts.fleet import apply_fleet, read_fleet
-from hvlm.hosts.session import Credentials, HostSession, change_host, read_host
-from hvlm.hosts.write import StepStatus, apply_host_changes
+from hvlm.hosts.session import Credentials, HostSession
+from hvlm.hosts.write import ApplyResult, StepStatus, apply_host_changes
 from hvlm.logs import configure as configure_logs
 from hvlm.model import (
+    UAC_TRUSTED_TO_AUTH_FOR_DELEGATION,
     AuthenticationType,
     ConnectionSpec,
     DelegationSettings,
+    DirectoryServer,
+    DirectorySpec,
     HostSpec,
+    Manifest,
     MigrationSettings,
     PerformanceOption,
     Timeouts,
@@ -36,7 +44,9 @@ from hvlm.model import (
 from hvlm.model import (
     MigrationNetwork as WantedNetwork,
 )
-from hvlm.state import ObservedNetwork
+from hvlm.plan import Plan
+from hvlm.reconcile import ApplyReport, Outcome, apply_plan, open_fleet, plan_fleet
+from hvlm.state import DelegationState, DirectoryState, HostState, ObservedNetwork
 from hvlm_lab.hyperv.config import AuthenticationType as LabAuth
 from hvlm_lab.hyperv.host import (
     HyperVHost,
@@ -156,6 +166,103 @@ def fresh(name: str = "HV01", **kwargs: Any) -> Any:
 
 
 FULL_CYCLE = ["Create", "Receive", "Command", "Receive", "Delete"]
+WORKSTATION_TRUST_ACCOUNT = 0x1000
+
+
+def read_host(spec: HostSpec, credentials: Credentials = CREDS) -> HostState:
+    """Open, read once, close: one host's HostSession (5 WSMan requests with Basic)."""
+    with HostSession(spec, credentials) as session:
+        return session.read()
+
+
+@dataclass
+class Opener:
+    """hvlm's real host backend (an opened HostSession) with the tests' credentials, keeping every
+    session (its last read and last write) and every failed open's HostError for assertions."""
+
+    credentials: Credentials = CREDS
+    sessions: dict[str, HostSession] = field(default_factory=dict)
+    errors: dict[str, HostError] = field(default_factory=dict)
+
+    def __call__(self, spec: HostSpec) -> HostSession:
+        session = HostSession(spec, self.credentials)
+        try:
+            session.open()
+        except HostError as error:
+            self.errors[spec.key] = error
+            raise
+        self.sessions[spec.key] = session
+        return session
+
+
+class ConvergedDirectory:
+    """In-memory directory: every host has its computer account, as the manifest wants it."""
+
+    def __init__(self, spec: DirectorySpec) -> None:
+        self.spec = spec
+
+    def read(self, hosts: Sequence[HostSpec]) -> DirectoryState:
+        uac = WORKSTATION_TRUST_ACCOUNT | UAC_TRUSTED_TO_AUTH_FOR_DELEGATION
+        return DirectoryState(tuple(
+            DelegationState(h.name, f"CN={h.name},CN=Computers,DC=lab,DC=example", f"{h.name}$",
+                            h.fqdn, (f"HOST/{h.name}",), uac, ())
+            for h in hosts
+        ), (), "dc1.lab.example")
+
+    def modify(self, account: DelegationState, add: Sequence[str], delete: Sequence[str],
+               protocol_transition: bool | None) -> None:
+        raise AssertionError(f"no directory change expected: {account.name} +{add} -{delete}")
+
+    def close(self) -> None:
+        pass
+
+
+def manifest_of(specs: Sequence[HostSpec]) -> Manifest:
+    server = DirectoryServer("ldaps://dc1.lab.example", "dc1.lab.example", 636, True)
+    return Manifest("hosts", tuple(specs), directory=DirectorySpec("lab.example", (server,)))
+
+
+@dataclass
+class Applied:
+    """One `hvlm apply` through the reconciler: the plan, the report, the hosts' sessions."""
+
+    plan: Plan
+    report: ApplyReport
+    opener: Opener
+
+    def result(self, name: str) -> ApplyResult:
+        """What each step of the host's write did (HostSession.last_apply)."""
+        result = self.opener.sessions[name].last_apply
+        assert result is not None, f"{name} was not written"
+        return result
+
+    def details(self, name: str) -> list[str]:
+        return [r.detail for r in self.report.results if r.change.host.upper() == name]
+
+    def outcomes(self, name: str) -> set[Outcome]:
+        return {r.outcome for r in self.report.results if r.change.host.upper() == name}
+
+    def after(self, name: str) -> HostState:
+        """The session's latest read: verification after a write, the safety net's after a
+        failed one."""
+        state = self.opener.sessions[name].last_read
+        assert state is not None
+        return state
+
+    def remaining(self, spec: HostSpec) -> list[str]:
+        """What still differs from the manifest on the host's latest read, as steps."""
+        return [str(c) for c in host_commands(spec.migration, self.after(spec.key).migration)]
+
+
+def apply_hosts(*specs: HostSpec, parallelism: int = 1, opener: Opener | None = None) -> Applied:
+    """Observe, plan and apply (with verification) as `hvlm apply --auto-approve` does."""
+    opener = opener or Opener()
+    with open_fleet(manifest_of(specs), parallelism, progress=False, open_host=opener,
+                    open_directory=ConvergedDirectory) as fleet:
+        observation = fleet.observe()
+        plan = plan_fleet(fleet, observation)
+        report = apply_plan(fleet, plan, observation)
+    return Applied(plan, report, opener)
 
 
 # -- read -------------------------------------------------------------------------------------
@@ -163,7 +270,7 @@ FULL_CYCLE = ["Create", "Receive", "Command", "Receive", "Delete"]
 
 def test_read_is_one_pipeline_and_five_requests(start_lab: StartLab) -> None:
     lab = start_lab([fresh()])
-    state = read_host(lab.spec("HV01"), CREDS)
+    state = read_host(lab.spec("HV01"))
 
     assert lab.actions("HV01") == FULL_CYCLE  # open 2 + one pipeline 2 + close 1
     assert {c["pipeline"] for c in lab.cmdlets("HV01")} == {lab.cmdlets("HV01")[0]["pipeline"]}
@@ -193,11 +300,11 @@ def test_read_a_2025_host_outside_the_domain_without_hyperv_role(start_lab: Star
     lab = start_lab(
         [server_2025("HV25", part_of_domain=False), fresh("HV02", hyperv_installed=False)]
     )
-    state = read_host(lab.spec("HV25"), CREDS)
+    state = read_host(lab.spec("HV25"))
     assert state.facts.is_server_2025_or_later and state.facts.part_of_domain is False
 
     with pytest.raises(CmdletError) as caught:
-        read_host(lab.spec("HV02"), CREDS)
+        read_host(lab.spec("HV02"))
     assert str(caught.value).startswith("HV02: read (Get-VMHost): The term 'Get-VMHost' is not")
     assert lab.actions("HV02") == FULL_CYCLE  # the pool is still closed cleanly
 
@@ -206,7 +313,7 @@ def test_read_over_http_with_ntlm_and_message_encryption(start_lab: StartLab) ->
     lab = start_lab([fresh()], transport=LabTransport.HTTP_NEGOTIATE)
     spec = lab.spec("HV01")
     assert spec.connection.transport is Transport.HTTP
-    state = read_host(spec, CREDS)
+    state = read_host(spec)
     assert state.migration.max_virtual_machine_migrations == 2
     assert [a for a in lab.actions("HV01")] == FULL_CYCLE
 
@@ -216,10 +323,10 @@ def test_read_over_http_with_ntlm_and_message_encryption(start_lab: StartLab) ->
 
 def test_change_reads_writes_and_verifies_in_nine_requests(start_lab: StartLab) -> None:
     lab = start_lab([fresh()])
-    report = change_host(lab.spec("HV01"), credentials=CREDS)
+    applied = apply_hosts(lab.spec("HV01"))
 
-    assert report.ok and report.remaining == ()
-    assert [s.status for s in report.result.steps] == [StepStatus.APPLIED] * 3
+    assert applied.report.ok and applied.report.drift == ()
+    assert [s.status for s in applied.result("HV01").steps] == [StepStatus.APPLIED] * 3
     assert len(lab.actions("HV01")) <= 9
     assert lab.actions("HV01") == ["Create", "Receive"] + ["Command", "Receive"] * 3 + ["Delete"]
     # safe order: the network exists before migration is enabled
@@ -227,20 +334,21 @@ def test_change_reads_writes_and_verifies_in_nine_requests(start_lab: StartLab) 
     live = lab.hosts["HV01"].snapshot()
     assert live.enabled and live.authentication is LabAuth.Kerberos
     assert [str(n.subnet) for n in live.networks] == ["192.168.10.0/24"]
-    assert report.after is not None and report.after.migration.enabled
+    assert applied.after("HV01").migration.enabled  # the verification read
 
     lab.server.reset_stats()
-    again = change_host(lab.spec("HV01"), credentials=CREDS)
-    assert again.ok and not again.changed
+    again = apply_hosts(lab.spec("HV01"))
+    assert again.report.ok and not again.plan.changes and not again.report.results
+    assert again.opener.sessions["HV01"].last_apply is None  # nothing written
     assert lab.actions("HV01") == FULL_CYCLE and lab.writes("HV01") == []
 
 
 def test_replacing_a_network_never_passes_through_no_network(start_lab: StartLab) -> None:
     start = MigrationState(enabled=True, networks=(MigrationNetwork.parse("10.99.0.0/16", 0),))
     lab = start_lab([fresh(state=start)])
-    report = change_host(lab.spec("HV01"), credentials=CREDS)
+    applied = apply_hosts(lab.spec("HV01"))
 
-    assert report.ok
+    assert applied.report.ok
     assert lab.writes("HV01") == [
         "Add-VMMigrationNetwork",
         "Set-VMHost",
@@ -257,19 +365,22 @@ def test_a_failing_add_stops_before_anything_could_strand_the_host(start_lab: St
     # APIPA is refused by Hyper-V's own validation: a non-terminating error turned into a stop
     apipa = ipaddress.ip_network("169.254.7.0/24")
     spec = lab.spec("HV01", replace(WANTED, networks=(WantedNetwork(apipa, 0),)))
-    report = change_host(spec, credentials=CREDS)
+    applied = apply_hosts(spec)
 
-    statuses = [(s.command.cmdlet, s.status) for s in report.result.steps]
+    statuses = [(s.command.cmdlet, s.status) for s in applied.result("HV01").steps]
     assert statuses == [
         ("Add-VMMigrationNetwork", StepStatus.FAILED),
         ("Set-VMHost", StepStatus.SKIPPED),
         ("Remove-VMMigrationNetwork", StepStatus.SKIPPED),
     ]
-    error = report.result.failures[0]
+    error = applied.result("HV01").failures[0]
     assert str(error).startswith("HV01: Add-VMMigrationNetwork -Subnet 169.254.7.0/24 -Priority 0:")
+    assert applied.outcomes("HV01") == {Outcome.FAILED}
+    assert set(applied.details("HV01")) == {str(error)}  # the report names the failed step
     live = lab.hosts["HV01"].snapshot()
     assert live.enabled and [str(n.subnet) for n in live.networks] == ["10.99.0.0/16"]
-    assert not report.ok and report.remaining  # verification says what still differs
+    # the read after the failure says what still differs
+    assert not applied.report.ok and applied.remaining(spec)
 
 
 def test_already_exists_and_not_found_count_as_done(start_lab: StartLab) -> None:
@@ -309,19 +420,21 @@ def test_a_terminating_cmdlet_fault_names_host_step_and_message(start_lab: Start
             )
         ),
     )
-    report = change_host(lab.spec("HV01"), credentials=CREDS)
+    spec = lab.spec("HV01")
+    applied = apply_hosts(spec)
 
-    assert [s.status for s in report.result.steps] == [
+    assert [s.status for s in applied.result("HV01").steps] == [
         StepStatus.APPLIED,
         StepStatus.APPLIED,
         StepStatus.FAILED,
     ]
-    error = report.result.failures[0]
+    error = applied.result("HV01").failures[0]
     assert error.target == "HV01"
     assert error.step == "Set-VMHost -VirtualMachineMigrationAuthenticationType Kerberos"
     assert "Failed to modify service settings" in error.detail
     assert "target principal name is incorrect" in error.hint
-    assert [str(c) for c in report.remaining] == [
+    assert set(applied.details("HV01")) == {str(error)} and not applied.report.ok
+    assert applied.remaining(spec) == [
         "Set-VMHost -VirtualMachineMigrationAuthenticationType Kerberos"
     ]
 
@@ -338,9 +451,9 @@ def test_session_run_raises_the_first_failure(start_lab: StartLab) -> None:
 def test_http_500_on_a_cmdlet_is_a_host_error(start_lab: StartLab) -> None:
     lab = start_lab([fresh()])
     lab.fault("HV01", FaultSpec(http_500_on_cmdlet="Set-VMHost"))
-    with pytest.raises(HostError) as caught:
-        change_host(lab.spec("HV01"), credentials=CREDS)
-    assert str(caught.value).startswith("HV01: apply: WSMan fault")
+    applied = apply_hosts(lab.spec("HV01"))
+    assert applied.outcomes("HV01") == {Outcome.FAILED} and not applied.report.ok
+    assert all(d.startswith("HV01: apply: WSMan fault") for d in applied.details("HV01"))
     assert lab.hosts["HV01"].snapshot().networks == ()  # the pipeline never ran
 
 
@@ -397,7 +510,7 @@ def test_tls_with_another_ca_is_a_certvalidation_hint(start_lab: StartLab, tmp_p
     lab = start_lab([fresh()])
     other = LabCA.create(tmp_path / "other-ca")
     with pytest.raises(HostUnreachable) as caught:
-        read_host(lab.spec("HV01", cert_validation=str(other.cert_path)), CREDS)
+        read_host(lab.spec("HV01", cert_validation=str(other.cert_path)))
     line = str(caught.value)
     assert line.startswith("HV01: connect: TLS handshake with https://127.0.0.1:")
     assert "certificate verify failed" in line and "connection.certValidation" in line
@@ -409,13 +522,13 @@ def test_dropped_connection_is_retried_then_reported(start_lab: StartLab) -> Non
     lab = start_lab([fresh(), fresh("HV02")])
     # transient: the pipeline's Command is dropped once, the retry succeeds
     lab.fault("HV01", FaultSpec(drop_after_requests=2, drop_once=True))
-    assert read_host(lab.spec("HV01"), CREDS).name == "HV01"
+    assert read_host(lab.spec("HV01")).name == "HV01"
     assert lab.server.stats("HV01")["dropped"] == 1
 
     # persistent: every request after the open is dropped
     lab.fault("HV02", FaultSpec(drop_after_requests=2))
     with pytest.raises(HostUnreachable) as caught:
-        read_host(lab.spec("HV02", retries=2), CREDS)
+        read_host(lab.spec("HV02", retries=2))
     line = str(caught.value)
     assert line.startswith("HV02: read: connection to https://127.0.0.1:")
     assert "dropped by the host" in line and "\n" not in line
@@ -429,7 +542,7 @@ def test_refused_connection_is_unreachable(start_lab: StartLab) -> None:
     with pytest.raises(
         HostUnreachable, match=r"^HV01: connect: connection refused by 127\.0\.0\.1:"
     ):
-        read_host(spec, CREDS)
+        read_host(spec)
 
 
 def test_basic_over_plain_http_is_refused_before_connecting() -> None:
@@ -438,7 +551,7 @@ def test_basic_over_plain_http_is_refused_before_connecting() -> None:
     with pytest.raises(
         HostAuthError, match=r"^HV09: connect: Basic authentication over plain HTTP"
     ):
-        read_host(spec, CREDS)
+        read_host(spec)
 
 
 def test_credentials_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -465,15 +578,19 @@ def test_fleet_read_a_hung_and_a_refusing_host_do_not_stall_the_others(
     lab.fault("HV02", FaultSpec(hang=True))
     lab.fault("HV04", FaultSpec(refuse_auth=True))
     specs = [lab.spec(f"HV0{i}") for i in range(1, 6)]
-    results = read_fleet(specs, parallelism=2, credentials=CREDS, progress=False)
+    opener = Opener()
+    with open_fleet(manifest_of(specs), 2, progress=False, open_host=opener,
+                    open_directory=ConvergedDirectory) as fleet:
+        states, errors = fleet.read_hosts(specs)
 
-    assert list(results) == ["HV01", "HV02", "HV03", "HV04", "HV05"]
-    hung, refused = results["HV02"], results["HV04"]
+    assert sorted([*states, *errors]) == ["HV01", "HV02", "HV03", "HV04", "HV05"]
+    hung, refused = opener.errors["HV02"], opener.errors["HV04"]
     assert isinstance(hung, HostUnreachable)
     assert str(hung).startswith("HV02: connect: no answer within 5s (read timeout)")
     assert isinstance(refused, HostAuthError) and str(refused).startswith("HV04: connect:")
+    assert errors == {"HV02": str(hung), "HV04": str(refused)}  # each host's own line
     for name in ("HV01", "HV03", "HV05"):
-        assert not isinstance(results[name], HostError)
+        assert states[name].name == name and name not in errors
         assert lab.actions(name) == FULL_CYCLE
     assert lab.server.stats("HV02")["hung"] == 1  # a read timeout is never retried
 
@@ -482,13 +599,14 @@ def test_fleet_apply_isolates_a_failing_host(start_lab: StartLab) -> None:
     lab = start_lab([fresh(f"HV0{i}") for i in range(1, 4)])
     lab.fault("HV02", FaultSpec(cmdlet_faults=(CmdletFault("Set-VMHost", "access denied"),)))
     specs = [lab.spec(f"HV0{i}") for i in range(1, 4)]
-    results = apply_fleet(specs, parallelism=3, credentials=CREDS, progress=False)
+    applied = apply_hosts(*specs, parallelism=3)
 
-    ok = {name: r for name, r in results.items() if not isinstance(r, HostError) and r.ok}
-    assert sorted(ok) == ["HV01", "HV03"]
-    failed = results["HV02"]
-    assert not isinstance(failed, HostError) and not failed.ok
-    assert str(failed.result.failures[0]).startswith("HV02: ")
+    ok = [n for n in ("HV01", "HV02", "HV03") if applied.outcomes(n) == {Outcome.APPLIED}]
+    assert sorted(ok) == ["HV01", "HV03"] and applied.report.drift == ()
+    assert applied.outcomes("HV02") == {Outcome.FAILED} and not applied.report.ok
+    assert not applied.result("HV02").ok
+    assert str(applied.result("HV02").failures[0]).startswith("HV02: ")
+    assert all(d.startswith("HV02: ") for d in applied.details("HV02"))
     for name in ("HV01", "HV03"):
         assert len(lab.actions(name)) <= 9
 
@@ -508,8 +626,8 @@ def test_ticket_purge_runs_klist_with_arguments(start_lab: StartLab) -> None:
 
 def test_change_over_http_with_ntlm_and_message_encryption(start_lab: StartLab) -> None:
     lab = start_lab([fresh()], transport=LabTransport.HTTP_NEGOTIATE)
-    report = change_host(lab.spec("HV01"), credentials=CREDS)
-    assert report.ok and lab.hosts["HV01"].snapshot().enabled
+    applied = apply_hosts(lab.spec("HV01"))
+    assert applied.report.ok and lab.hosts["HV01"].snapshot().enabled
     actions = lab.actions("HV01")
     assert actions == ["Create", "Receive"] + ["Command", "Receive"] * 3 + ["Delete"]
 
@@ -519,13 +637,14 @@ def test_fleet_progress_bar_renders_without_breaking_results(
 ) -> None:
     lab = start_lab([fresh("HV01"), fresh("HV02")])
     configure_logs("debug", "json")  # as the CLI does: logs to stderr
+    specs = [lab.spec("HV01"), lab.spec("HV02")]
     try:
-        results = read_fleet(
-            [lab.spec("HV01"), lab.spec("HV02")], parallelism=2, credentials=CREDS, progress=True
-        )
+        with open_fleet(manifest_of(specs), 2, progress=True, open_host=Opener(),
+                        open_directory=ConvergedDirectory) as fleet:
+            states, errors = fleet.read_hosts(specs)
     finally:
         structlog.reset_defaults()
-    assert sorted(results) == ["HV01", "HV02"]
+    assert sorted(states) == ["HV01", "HV02"] and errors == {}
     captured = capsys.readouterr()
     assert captured.out == ""  # stdout carries only results: progress and logs go to stderr
     assert '"host": "HV01"' in captured.err
@@ -543,7 +662,7 @@ def test_an_error_in_the_read_that_names_no_cmdlet_fails_the_read(start_lab: Sta
         ),
     )
     with pytest.raises(CmdletError, match=r"^HV01: read: WMI is sad"):
-        read_host(lab.spec("HV01"), CREDS)
+        read_host(lab.spec("HV01"))
     assert lab.actions("HV01") == FULL_CYCLE
 
 
@@ -558,13 +677,13 @@ def test_a_fresh_host_stranded_by_a_failed_add_is_turned_off_again(start_lab: St
     lab = start_lab([fresh()])
     # an injected error that stays non-terminating despite -ErrorAction Stop: Enable runs
     lab.fault("HV01", FaultSpec(cmdlet_faults=(STUBBORN_ADD_FAULT,)))
-    report = change_host(lab.spec("HV01"), credentials=CREDS)
+    applied = apply_hosts(lab.spec("HV01"))
 
-    assert not report.ok
-    assert [str(s.command) for s in report.result.restored] == ["Disable-VMMigration"]
+    assert not applied.report.ok and applied.outcomes("HV01") == {Outcome.FAILED}
+    assert [str(s.command) for s in applied.result("HV01").restored] == ["Disable-VMMigration"]
     live = lab.hosts["HV01"].snapshot()
     assert not live.enabled  # back as it was: never left on with no network
-    assert report.after is not None and not report.after.migration.enabled
+    assert not read_host(lab.spec("HV01")).migration.enabled  # what the host now says
 
 
 def test_an_enabled_host_stranded_by_a_failed_add_gets_its_network_back_attempted(
@@ -573,15 +692,15 @@ def test_an_enabled_host_stranded_by_a_failed_add_gets_its_network_back_attempte
     start = MigrationState(enabled=True, networks=(MigrationNetwork.parse("10.99.0.0/16", 4),))
     lab = start_lab([fresh(state=start)])
     lab.fault("HV01", FaultSpec(cmdlet_faults=(STUBBORN_ADD_FAULT,)))
-    report = change_host(lab.spec("HV01"), credentials=CREDS)
+    applied = apply_hosts(lab.spec("HV01"))
 
     # the old network is re-added (the lab's fault still fails every add, so hvlm says so)
-    assert [(str(s.command), s.status) for s in report.result.restored] == [
+    assert [(str(s.command), s.status) for s in applied.result("HV01").restored] == [
         ("Add-VMMigrationNetwork -Subnet 10.99.0.0/16 -Priority 4", StepStatus.FAILED)
     ]
     assert lab.writes("HV01")[-1] == "Add-VMMigrationNetwork"
     assert "Disable-VMMigration" not in lab.writes("HV01")  # an enabled host is never turned off
-    assert not report.ok
+    assert not applied.report.ok
 
 
 def test_negotiate_over_http_names_the_host_by_its_fqdn_and_falls_back_to_ntlm(
