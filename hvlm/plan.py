@@ -3,7 +3,7 @@
 Pipeline position: the planner (hvlm.planner) builds a Plan from the model and the observed
 state; the renderers (hvlm.render) show it; `hvlm plan --out FILE` saves it with `dumps_plan`;
 `hvlm apply FILE` reads it back with `loads_plan`, re-reads every target and calls `stale_targets`
-before touching anything. Pure: no I/O, no backends. `Finding` also serves `hvlm check`.
+before touching anything. Pure: no I/O, no backends. Findings (hvlm.findings) travel with it.
 
 Addresses (stable, documented in schemas/plan.v1.schema.json):
     host/HV01/migration                      every Set-VMHost / Enable-VMMigration setting of a host
@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, TypeVar
 
-from hvlm.errors import Diagnostic, PlanFileError, Severity
+from hvlm.errors import PlanFileError, Severity
+from hvlm.findings import Finding as Finding  # re-exported: the plan carries them
+from hvlm.findings import finding_document
 from hvlm.settings import HOST_SETTINGS
 from hvlm.state import DelegationState, MigrationState
 
@@ -73,25 +75,6 @@ _PHASE_HEADING = {
     Phase.DIRECTORY_PRUNE: "Directory: stale delegation removed",
     Phase.TICKETS: "Hosts: Kerberos tickets refreshed",
 }
-
-
-@dataclass(frozen=True)
-class Finding:
-    """Something a reviewer must know; hvlm does not fix it by itself (shared with `hvlm check`)."""
-
-    severity: Severity
-    subject: str  # an address or target, e.g. "directory/HV01", or "HV01<->HV02" for a pair
-    code: str  # stable kebab-case identifier, e.g. "unconstrained-delegation"
-    message: str
-    fix: str = ""
-    evidence: str = ""
-
-    @classmethod
-    def from_diagnostic(cls, diagnostic: Diagnostic) -> Finding:
-        """A validation warning (or error) of the manifest, shown with the plan."""
-        where = f"{diagnostic.file}:{diagnostic.line}" if diagnostic.line else diagnostic.file
-        subject = f"{where}: {diagnostic.path}" if diagnostic.path else where
-        return cls(diagnostic.severity, subject, "manifest", diagnostic.message)
 
 
 @dataclass(frozen=True)
@@ -220,7 +203,7 @@ def plan_to_document(plan: Plan) -> dict[str, Any]:
         },
         "summary": {"add": add, "change": change, "delete": delete},
         "changes": [_change_doc(c) for c in plan.changes],
-        "findings": [_finding_doc(f) for f in plan.findings],
+        "findings": [finding_document(f) for f in plan.findings],
         "targets": [{"address": t.address, "fingerprint": t.fingerprint} for t in plan.targets],
         "unread_hosts": list(plan.unread_hosts),
         "directory_read": plan.directory_read,
@@ -245,17 +228,6 @@ def _change_doc(change: Change) -> dict[str, Any]:
         "after": _fields_doc(change.after),
         "add": list(change.add),
         "delete": list(change.delete),
-    }
-
-
-def _finding_doc(finding: Finding) -> dict[str, Any]:
-    return {
-        "severity": finding.severity.value,
-        "subject": finding.subject,
-        "code": finding.code,
-        "message": finding.message,
-        "fix": finding.fix,
-        "evidence": finding.evidence,
     }
 
 

@@ -35,7 +35,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hvlm import __version__
-from hvlm.errors import HvlmError, Severity
+from hvlm.errors import HvlmError
+from hvlm.findings import (
+    TICKETS_NOT_REFRESHED,
+    Finding,
+    computer_account_missing,
+    directory_unread,
+    finding_order,
+    host_unread,
+    no_incoming_network,
+    not_domain_joined,
+    read_warnings,
+    stranded,
+    unconstrained_delegation,
+)
 from hvlm.model import (
     UAC_TRUSTED_TO_AUTH_FOR_DELEGATION,
     DelegationService,
@@ -52,7 +65,6 @@ from hvlm.plan import (
     Action,
     Change,
     FieldValue,
-    Finding,
     ManifestRef,
     Phase,
     Plan,
@@ -114,7 +126,7 @@ def build_plan(
     return Plan(
         manifest=ManifestRef(manifest.name, manifest.source, manifest.digest),
         changes=changes,
-        findings=tuple(sorted(set(found), key=_finding_order)),
+        findings=tuple(sorted(set(found), key=finding_order)),
         targets=tuple(Target(address, fp) for address, fp in ctx.targets.items()),
         unread_hosts=tuple(unread),
         directory_read=directory is not None,
@@ -138,11 +150,6 @@ def _context(manifest: Manifest, selection: Collection[str] | None) -> _Context:
     return _Context(manifest, index, manifest_names(manifest), selected, selected_names)
 
 
-def _finding_order(finding: Finding) -> tuple[int, str, str, str]:
-    return (0 if finding.severity is Severity.ERROR else 1, finding.subject, finding.code,
-            finding.message)
-
-
 # --- phase 2: hosts -------------------------------------------------------------------------------
 
 
@@ -157,17 +164,12 @@ def _host_phase(
         state = hosts.get(spec.key)
         if state is None or spec.key in errors:
             unread.append(spec.name)
-            found.append(_unread_finding(spec, errors.get(spec.key, "")))
+            found.append(host_unread(spec, errors.get(spec.key, "")))
             continue
         found.extend(_host_findings(spec, state))
         planned = host_changes(spec, state.migration)
-        if planned and _stranded(spec, state.migration):
-            found.append(Finding(
-                Severity.ERROR, f"host/{spec.name}", "no-migration-network",
-                "the manifest would leave migration enabled with no network to migrate on; "
-                "apply refuses to change this host",
-                fix="declare at least one network, or useAnyNetwork: true",
-            ))
+        if _stranded(spec, state.migration):
+            found.append(no_incoming_network(spec, refused=bool(planned)))
         if planned:
             ctx.targets[f"host/{spec.name}"] = host_fingerprint(state.migration)
         changes.extend(planned)
@@ -177,33 +179,19 @@ def _host_phase(
 def _stranded(spec: HostSpec, observed: MigrationState) -> bool:
     """Would the host end enabled, not on any network, with no network listed?"""
     wanted = spec.migration
-    enabled = observed.enabled if wanted.enabled is None else wanted.enabled
-    any_network = observed.use_any_network if wanted.use_any_network is None \
-        else wanted.use_any_network
-    networks = observed.networks if wanted.networks is None else wanted.networks
-    return enabled and not any_network and not networks
-
-
-def _unread_finding(spec: HostSpec, error: str) -> Finding:
-    return Finding(
-        Severity.ERROR, f"host/{spec.name}", "host-unread",
-        f"could not read {spec.name}: {error or 'no state was returned'}",
-        fix="check that the host answers over WinRM with these credentials; apply skips it",
+    return stranded(
+        observed.enabled if wanted.enabled is None else wanted.enabled,
+        observed.use_any_network if wanted.use_any_network is None else wanted.use_any_network,
+        observed.networks if wanted.networks is None else wanted.networks,
     )
 
 
 def _host_findings(spec: HostSpec, state: HostState) -> list[Finding]:
-    subject = f"host/{spec.name}"
-    found = [Finding(Severity.WARNING, subject, "host-read-warning", w)
-             for w in state.read_warnings]
-    if state.facts.part_of_domain is False:
-        found.append(Finding(
-            Severity.ERROR if spec.uses_kerberos else Severity.WARNING, subject,
-            "host-not-in-domain", f"{spec.name} is not joined to a domain",
-            fix="join the host to the directory's domain: live migration needs both hosts "
-                "in the same or trusted domains",
-            evidence="Win32_ComputerSystem.PartOfDomain=False",
-        ))
+    """What the planner reports of a read host (hvlm.findings: the rules check shares)."""
+    found = list(read_warnings(spec, state.read_warnings))
+    outside = not_domain_joined(spec, state.facts)
+    if outside is not None:
+        found.append(outside)
     return found
 
 
@@ -327,12 +315,7 @@ def _directory_phases(
     managed = [s for s in ctx.manifest.hosts if s.migration.authentication is not None]
     if directory is None:
         if any(s.uses_kerberos and ctx.is_selected(s) for s in managed):
-            found.append(Finding(
-                Severity.ERROR, "directory", "directory-unread",
-                f"the directory was not read: {error or 'no directory state'}",
-                fix="check directory.servers and the directory credentials; "
-                    "apply makes no delegation change",
-            ))
+            found.append(directory_unread(error))
         return [], [], []
     accounts = {a.name.upper(): a for a in directory.accounts}
     added: list[Change] = []
@@ -342,10 +325,11 @@ def _directory_phases(
         account = accounts.get(spec.key)
         if account is None:
             if ctx.is_selected(spec):
-                found.append(_missing_account(spec))
+                found.append(computer_account_missing(spec, spec.uses_kerberos))
             continue
-        if ctx.is_selected(spec) and account.unconstrained:
-            found.append(_unconstrained(spec, account))
+        unconstrained = unconstrained_delegation(spec, account)
+        if ctx.is_selected(spec) and unconstrained is not None:
+            found.append(unconstrained)
         adds, removes = _account_changes(ctx, spec, account)
         added.extend(adds)
         pruned.extend(removes)
@@ -353,26 +337,6 @@ def _directory_phases(
             touched.append(spec.name)
             ctx.targets[f"directory/{spec.name}"] = account_fingerprint(account)
     return added, pruned, touched
-
-
-def _missing_account(spec: HostSpec) -> Finding:
-    return Finding(
-        Severity.ERROR if spec.uses_kerberos else Severity.WARNING,
-        f"directory/{spec.name}", "computer-account-missing",
-        f"no computer account {spec.name} in the directory: its delegation cannot be set",
-        fix="join the host to the domain (or correct its name in the manifest)",
-    )
-
-
-def _unconstrained(spec: HostSpec, account: DelegationState) -> Finding:
-    return Finding(
-        Severity.ERROR, f"directory/{spec.name}", "unconstrained-delegation",
-        f"{spec.name} is trusted for unconstrained delegation (any service, any user)",
-        fix="set the account's delegation to 'Trust this computer for delegation to specified "
-            "services only' (clears 0x00080000); hvlm never sets or clears this bit itself",
-        evidence=f"userAccountControl=0x{account.user_account_control:08x} includes "
-                 "TRUSTED_FOR_DELEGATION (0x00080000)",
-    )
 
 
 def _target_name(value: str) -> str:
@@ -511,11 +475,7 @@ def _ticket_phase(
     for name in touched:
         spec = ctx.index[name.upper()]
         if not ctx.is_selected(spec):
-            found.append(Finding(
-                Severity.WARNING, f"host/{spec.name}", "tickets-not-refreshed",
-                f"the delegation of {spec.name} changes but {spec.name} is not selected",
-                fix=f"run `klist purge -li 0x3e7` on {spec.name}, or plan it with --host",
-            ))
+            found.append(TICKETS_NOT_REFRESHED.make(f"host/{spec.name}", name=spec.name))
         elif spec.name not in unread:
             changes.append(Change(
                 f"host/{spec.name}/tickets", Phase.TICKETS, Action.UPDATE, spec.name,

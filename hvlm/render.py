@@ -1,7 +1,10 @@
-"""Renderers: a Plan as text for a terminal, Markdown for a pull-request comment, or JSON. Pure.
+"""Renderers: a Plan, or check's findings, as text for a terminal, Markdown, or JSON. Pure.
 
-Pipeline position: `hvlm plan` / `hvlm apply` build a Plan (hvlm.planner) and print one of these on
-stdout (logs go to stderr). Colour only when the caller asks (`color=True`: a TTY, no NO_COLOR).
+Pipeline position: last before the user. `hvlm plan` / `hvlm apply` build a Plan (hvlm.planner),
+`hvlm check` a list of findings (hvlm.check); the CLI prints one of these on stdout (logs go to
+stderr). Findings look the same wherever they come from: one line each with their evidence and
+fix, one Markdown table, one JSON object (hvlm.findings.finding_document). Colour only when the
+caller asks (`color=True`: a TTY, no NO_COLOR).
 
 Every string that came from outside (delegation values read from AD, error messages, reasons) is
 made inert before it is shown: control characters are escaped in text (no terminal escape
@@ -10,12 +13,15 @@ sequences), HTML and Markdown are escaped in Markdown (a value cannot close a ta
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from hvlm.errors import Severity
-from hvlm.plan import Action, Change, FieldValue, Finding, Phase, Plan, dumps_plan
+from hvlm.findings import Finding, finding_document
+from hvlm.model import Manifest
+from hvlm.plan import Action, Change, FieldValue, Phase, Plan, dumps_plan
 
 FORMATS = ("human", "json", "markdown")
 NO_CHANGES = "No changes. The hosts and the directory match the manifest."
@@ -161,11 +167,13 @@ def _human_change(change: Change, paint: Callable[[str, str], str]) -> str:
 def _human_finding(finding: Finding, paint: Callable[[str, str], str]) -> str:
     tag = paint(_SEVERITY_COLOR[finding.severity], finding.severity.value)
     lines = [f"  {tag}: {safe(finding.subject)}: {safe(finding.message)} [{safe(finding.code)}]"]
-    if finding.evidence:
-        lines.append(f"      evidence: {safe(finding.evidence)}")
-    if finding.fix:
-        lines.append(f"      fix: {safe(finding.fix)}")
-    return "\n".join(lines)
+    return "\n".join(lines + _finding_details(finding, 6))
+
+
+def _finding_details(finding: Finding, indent: int) -> list[str]:
+    pad = " " * indent
+    lines = [f"{pad}evidence: {safe(finding.evidence)}"] if finding.evidence else []
+    return lines + ([f"{pad}fix: {safe(finding.fix)}"] if finding.fix else [])
 
 
 # --- Markdown (pull-request comment) -----------------------------------------------------------
@@ -233,3 +241,57 @@ def _md_findings(findings: tuple[Finding, ...]) -> list[str]:
                    f"| {md_text(f.message)}{evidence} {md_code(f.code)} | {md_text(f.fix)} |")
     out.append("")
     return out
+
+
+# --- findings alone (`hvlm check`) ------------------------------------------------------------
+
+FINDINGS_FORMAT_VERSION = 1
+
+
+def render_findings(
+    findings: Sequence[Finding], hosts: int, *, color: bool = False, fmt: str = "human",
+    manifest: Manifest | None = None,
+) -> str:
+    """`hvlm check`'s report: human (default), markdown, or json (which needs the manifest)."""
+    if fmt == "json":
+        if manifest is None:
+            raise ValueError("the JSON findings document names its manifest")
+        return json.dumps(findings_document(findings, manifest), indent=2) + "\n"
+    if fmt == "markdown":
+        return render_findings_markdown(findings, hosts)
+    if fmt != "human":
+        raise ValueError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
+    paint: Callable[[str, str], str] = (lambda code, text: f"{code}{text}{_RESET}") if color \
+        else (lambda code, text: text)
+    out: list[str] = []
+    for f in findings:
+        out.append(f"{paint(_SEVERITY_COLOR[f.severity], f'{f.severity.value:<7}')} "
+                   f"{safe(f.subject)}  [{f.code}] {safe(f.message)}")
+        out.extend(_finding_details(f, 8))
+    out.append(_check_summary(findings, hosts))
+    return "\n".join(out) + "\n"
+
+
+def _check_summary(findings: Sequence[Finding], hosts: int) -> str:
+    errors = sum(1 for f in findings if f.severity is Severity.ERROR)
+    if not findings:
+        return f"Check: no findings on {hosts} host(s)."
+    return f"Check: {errors} error(s), {len(findings) - errors} warning(s) on {hosts} host(s)."
+
+
+def render_findings_markdown(findings: Sequence[Finding], hosts: int) -> str:
+    out = ["### hvlm check", "", f"**{_check_summary(findings, hosts)}**", ""]
+    if findings:
+        out += _md_findings(tuple(findings))
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def findings_document(findings: Sequence[Finding], manifest: Manifest) -> dict[str, object]:
+    """`hvlm check --format json` (format_version 1)."""
+    errors = sum(1 for f in findings if f.severity is Severity.ERROR)
+    return {
+        "format_version": FINDINGS_FORMAT_VERSION,
+        "manifest": {"name": manifest.name, "source": manifest.source},
+        "summary": {"errors": errors, "warnings": len(findings) - errors},
+        "findings": [finding_document(f) for f in findings],
+    }

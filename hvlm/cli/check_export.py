@@ -36,9 +36,10 @@ def check(
 
     Exit 0 when no finding is an error, 1 otherwise.
     """
-    from hvlm.check import check_fleet, findings_document, has_errors, render_findings
+    from hvlm.check import check_fleet, has_errors
     from hvlm.manifest import load_manifest
     from hvlm.reconcile import open_fleet
+    from hvlm.render import findings_document, render_findings
 
     loaded = load_manifest(manifest)
     for warning in loaded.warnings:

@@ -332,7 +332,7 @@ def check_matches_host_commands(case: Case, plan: Plan) -> None:
             expected = host_commands(spec.migration, state.migration)
         except UnsafeHostChange:
             # (host_commands also refuses a host that is already stranded and left alone)
-            assert not changes or any(f.code == "no-migration-network" for f in plan.findings)
+            assert not changes or any(f.code == "no-incoming-network" for f in plan.findings)
             with pytest.raises(UnsafeHostChange):
                 host_commands(from_plan, state.migration)
             continue
