@@ -12,7 +12,9 @@ Addresses (stable, documented in schemas/plan.v1.schema.json):
     directory/HV01/allowedToDelegateTo/prune hvlm's own values deleted (phase directory-prune)
     directory/HV01/protocolTransition        the 0x01000000 userAccountControl bit
     host/HV01/tickets                        `klist purge -li 0x3e7` after delegation changed
-A change's *target* (`host/HV01`, `directory/HV01`) is what its fingerprint covers.
+A change's *target* (`host/HV01`, `directory/HV01`) is what its fingerprint covers. `Address` is
+the typed form (kind, host, part, subnet): build and read addresses with it, never by splitting
+the text; `Change.address` and the file keep the text.
 
 The file holds only the fields listed here, written one by one: never credentials, never whatever
 else a state object might carry.
@@ -21,6 +23,7 @@ else a state object might carry.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,6 +33,7 @@ from typing import Any, TypeVar
 from hvlm.errors import PlanFileError, Severity
 from hvlm.findings import Finding as Finding  # re-exported: the plan carries them
 from hvlm.findings import finding_document
+from hvlm.model import IPNetwork
 from hvlm.settings import HOST_SETTINGS
 from hvlm.state import DelegationState, MigrationState
 
@@ -77,6 +81,81 @@ _PHASE_HEADING = {
 }
 
 
+class Kind(str, Enum):
+    """What a target is: a host's settings (PSRP) or its computer account (LDAP)."""
+
+    HOST = "host"
+    DIRECTORY = "directory"
+
+
+class Part(str, Enum):
+    """What part of a target a change touches (the address after `KIND/NAME/`)."""
+
+    MIGRATION = "migration"  # every Set-VMHost / Enable-VMMigration setting of a host
+    NETWORK = "network"  # one incoming migration network (Address.subnet)
+    TICKETS = "tickets"
+    DELEGATION = "allowedToDelegateTo"
+    DELEGATION_PRUNE = "allowedToDelegateTo/prune"
+    PROTOCOL_TRANSITION = "protocolTransition"
+
+
+_PARTS = {
+    Kind.HOST: (Part.MIGRATION, Part.NETWORK, Part.TICKETS),
+    Kind.DIRECTORY: (Part.DELEGATION, Part.DELEGATION_PRUNE, Part.PROTOCOL_TRANSITION),
+}
+
+
+@dataclass(frozen=True)
+class Address:
+    """A plan address, typed: `host/HV01/network/10.0.0.0/24` is (HOST, "HV01", NETWORK, subnet).
+
+    Plans (and their JSON) hold the text, `str(address)`; `Address.parse` reads it back. With no
+    part, the address is a target (`host/HV01`, `directory/HV01`): what a fingerprint covers.
+    """
+
+    kind: Kind
+    host: str
+    part: Part | None = None
+    subnet: IPNetwork | None = None  # Part.NETWORK only
+
+    def __str__(self) -> str:
+        text = f"{self.kind.value}/{self.host}"
+        if self.part is not None:
+            text += f"/{self.part.value}"
+        if self.subnet is not None:
+            text += f"/{self.subnet}"
+        return text
+
+    @property
+    def target(self) -> Address:
+        return Address(self.kind, self.host)
+
+    @classmethod
+    def parse(cls, text: str) -> Address:
+        """Raises ValueError for anything that is not a target or an address listed above."""
+        kind_text, _, rest = text.partition("/")
+        name, _, part_text = rest.partition("/")
+        try:
+            kind = Kind(kind_text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not an address") from None
+        if not name:
+            raise ValueError(f"{text!r} is not an address")
+        if not part_text:
+            return cls(kind, name)
+        if kind is Kind.HOST and part_text.startswith(Part.NETWORK.value + "/"):
+            subnet = part_text[len(Part.NETWORK.value) + 1:]
+            try:
+                return cls(kind, name, Part.NETWORK, ipaddress.ip_network(subnet))
+            except ValueError:
+                raise ValueError(f"{text!r}: {subnet!r} is not a network") from None
+        part = next((p for p in _PARTS[kind] if p.value == part_text and p is not Part.NETWORK),
+                    None)
+        if part is None:
+            raise ValueError(f"{text!r} is not an address")
+        return cls(kind, name, part)
+
+
 @dataclass(frozen=True)
 class Change:
     address: str
@@ -90,10 +169,14 @@ class Change:
     delete: tuple[str, ...] = ()  # delegation values deleted (exactly as stored)
 
     @property
+    def where(self) -> Address:
+        """The address, typed."""
+        return Address.parse(self.address)
+
+    @property
     def target(self) -> str:
         """`host/HV01` or `directory/HV01`: the observed object this change was computed from."""
-        kind, name = self.address.split("/", 2)[:2]
-        return f"{kind}/{name}"
+        return str(self.where.target)
 
 
 @dataclass(frozen=True)
@@ -168,10 +251,10 @@ def account_fingerprint(state: DelegationState) -> str:
     return _digest([state.dn, state.user_account_control, sorted(state.allowed_to_delegate_to)])
 
 
-def target_key(address: str) -> str:
+def target_key(address: str | Address) -> str:
     """`host/hv01` -> `host/HV01`: targets compare with the host name case-insensitively."""
-    kind, _, name = address.partition("/")
-    return f"{kind}/{name.upper()}"
+    where = Address.parse(address) if isinstance(address, str) else address
+    return str(Address(where.kind, where.host.upper()))
 
 
 def stale_targets(plan: Plan, current: Mapping[str, str | None]) -> tuple[str, ...]:
@@ -284,7 +367,11 @@ def _change(value: object, where: str) -> Change:
         add=_strings(doc.get("add", []), f"{where}.add"),
         delete=_strings(doc.get("delete", []), f"{where}.delete"),
     )
-    if change.address.count("/") < 2:
+    try:
+        address = Address.parse(change.address)
+    except ValueError:
+        address = None
+    if address is None or address.part is None:
         raise PlanFileError(f"plan file: {where}.address: {change.address!r} is not an address")
     return change
 
@@ -303,7 +390,14 @@ def _finding(value: object, where: str) -> Finding:
 
 def _target(value: object, where: str) -> Target:
     doc = _obj(value, where)
-    return Target(_str(doc, "address", where), _str(doc, "fingerprint", where))
+    target = Target(_str(doc, "address", where), _str(doc, "fingerprint", where))
+    try:
+        address = Address.parse(target.address)
+    except ValueError:
+        address = None
+    if address is None or address.part is not None:
+        raise PlanFileError(f"plan file: {where}.address: {target.address!r} is not a target")
+    return target
 
 
 def _obj(value: object, where: str) -> dict[str, Any]:

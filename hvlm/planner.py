@@ -29,7 +29,6 @@ Public: `build_plan`; `current_fingerprints` (apply PLANFILE, after re-reading);
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,9 +62,12 @@ from hvlm.model import (
 )
 from hvlm.plan import (
     Action,
+    Address,
     Change,
     FieldValue,
+    Kind,
     ManifestRef,
+    Part,
     Phase,
     Plan,
     Target,
@@ -171,7 +173,7 @@ def _host_phase(
         if _stranded(spec, state.migration):
             found.append(no_incoming_network(spec, refused=bool(planned)))
         if planned:
-            ctx.targets[f"host/{spec.name}"] = host_fingerprint(state.migration)
+            ctx.targets[str(Address(Kind.HOST, spec.name))] = host_fingerprint(state.migration)
         changes.extend(planned)
     return changes, unread
 
@@ -218,7 +220,7 @@ def _migration_change(spec: HostSpec, observed: MigrationState) -> Change | None
     if not differ:
         return None
     return Change(
-        f"host/{spec.name}/migration", Phase.HOST, Action.UPDATE, spec.name,
+        str(Address(Kind.HOST, spec.name, Part.MIGRATION)), Phase.HOST, Action.UPDATE, spec.name,
         f"differs from the manifest: {', '.join(s.key for s, _, _ in differ)}",
         {s.key: s.plain(have) for s, _, have in differ},
         {s.key: s.plain(want) for s, want, _ in differ},
@@ -249,7 +251,7 @@ def _network_changes(spec: HostSpec, observed: MigrationState) -> list[Change]:
         if net.subnet in current and net.priority in (None, current[net.subnet]):
             continue
         text = str(net.subnet)
-        address = f"host/{spec.name}/network/{text}"
+        address = str(Address(Kind.HOST, spec.name, Part.NETWORK, net.subnet))
         after: dict[str, FieldValue] = {"subnet": text, "priority": net.priority}
         if net.subnet not in current:
             changes.append(Change(address, Phase.HOST, Action.CREATE, spec.name,
@@ -271,7 +273,8 @@ def _removed_networks(
 ) -> list[Change]:
     declared = {net.subnet for net in wanted}
     return [
-        Change(f"host/{spec.name}/network/{subnet}", Phase.HOST, Action.DELETE, spec.name,
+        Change(str(Address(Kind.HOST, spec.name, Part.NETWORK, subnet)), Phase.HOST,
+               Action.DELETE, spec.name,
                "on the host, not in the manifest's list of networks",
                {"subnet": str(subnet), "priority": current[subnet]}, None)
         for subnet in sorted(current.keys() - declared, key=_network_key)
@@ -287,12 +290,13 @@ def settings_from_plan(changes: Iterable[Change], observed: MigrationState) -> M
     listed: list[MigrationNetwork] = []
     dropped: set[IPNetwork] = set()
     for change in changes:
-        if change.address.endswith("/migration") and change.after:
+        where = change.where
+        if where.part is Part.MIGRATION and change.after:
             for name, value in change.after.items():
                 setting = BY_KEY[name]
                 fields[setting.attr] = setting.typed(value)
-        elif "/network/" in change.address:
-            subnet = ipaddress.ip_network(change.address.split("/network/", 1)[1])
+        elif where.part is Part.NETWORK and where.subnet is not None:
+            subnet = where.subnet
             dropped.add(subnet)
             if change.action is not Action.DELETE:
                 priority = (change.after or {}).get("priority")
@@ -335,7 +339,7 @@ def _directory_phases(
         pruned.extend(removes)
         if adds or removes:
             touched.append(spec.name)
-            ctx.targets[f"directory/{spec.name}"] = account_fingerprint(account)
+            ctx.targets[str(Address(Kind.DIRECTORY, spec.name))] = account_fingerprint(account)
     return added, pruned, touched
 
 
@@ -428,7 +432,7 @@ def _delegation_changes(
     adds: list[Change] = []
     removes: list[Change] = []
     values = tuple(account.allowed_to_delegate_to)
-    address = f"directory/{spec.name}/{DELEGATION_ATTRIBUTE}"
+    address = str(Address(Kind.DIRECTORY, spec.name, Part.DELEGATION))
     if add:
         after = values + tuple(add)
         reason = (f"{spec.name} migrates with Kerberos to {len(spec.peers)} peer(s): "
@@ -442,7 +446,8 @@ def _delegation_changes(
         gone = set(delete)
         after = tuple(v for v in values if v not in gone)
         reason = f"prune.delegation: hvlm's values toward hosts that are not {spec.name}'s peers"
-        removes.append(Change(f"{address}/prune", Phase.DIRECTORY_PRUNE, Action.DELETE,
+        removes.append(Change(str(Address(Kind.DIRECTORY, spec.name, Part.DELEGATION_PRUNE)),
+                              Phase.DIRECTORY_PRUNE, Action.DELETE,
                               spec.name, reason, {DELEGATION_ATTRIBUTE: values},
                               {DELEGATION_ATTRIBUTE: after}, delete=tuple(delete)))
     if transition is not None:
@@ -459,7 +464,8 @@ def _transition_change(spec: HostSpec, account: DelegationState, wanted: bool) -
     reason = ("delegation.protocolTransition: "
               f"{'true' if wanted else 'false'} (\"use any authentication protocol\")")
     return Change(
-        f"directory/{spec.name}/protocolTransition", phase, Action.UPDATE, spec.name, reason,
+        str(Address(Kind.DIRECTORY, spec.name, Part.PROTOCOL_TRANSITION)), phase, Action.UPDATE,
+        spec.name, reason,
         {"protocolTransition": not wanted, "userAccountControl": uac},
         {"protocolTransition": wanted, "userAccountControl": new},
     )
@@ -478,7 +484,8 @@ def _ticket_phase(
             found.append(TICKETS_NOT_REFRESHED.make(f"host/{spec.name}", name=spec.name))
         elif spec.name not in unread:
             changes.append(Change(
-                f"host/{spec.name}/tickets", Phase.TICKETS, Action.UPDATE, spec.name,
+                str(Address(Kind.HOST, spec.name, Part.TICKETS)), Phase.TICKETS, Action.UPDATE,
+                spec.name,
                 f"the delegation of {spec.name} changes: purge the computer's Kerberos tickets "
                 "(klist purge -li 0x3e7) so it takes effect",
             ))
@@ -492,7 +499,8 @@ def current_fingerprints(
 
     `hosts` is keyed by host name (any case), as `build_plan` takes it.
     """
-    result = {target_key(f"host/{key}"): host_fingerprint(s.migration) for key, s in hosts.items()}
+    result = {target_key(Address(Kind.HOST, key)): host_fingerprint(s.migration)
+              for key, s in hosts.items()}
     for account in directory.accounts if directory else ():
-        result[target_key(f"directory/{account.name}")] = account_fingerprint(account)
+        result[target_key(Address(Kind.DIRECTORY, account.name))] = account_fingerprint(account)
     return result
