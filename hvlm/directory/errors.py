@@ -8,11 +8,17 @@ object (or step) and, for the causes administrators meet, says what to do:
     strongerAuthRequired     -> DirectoryAuthError     (TLS or signing required)
     GSSAPI failure           -> DirectoryAuthError     (ticket cache, DC name)
     socket / TLS / timeout   -> DirectoryUnreachable   (the session fails over to the next server)
-    anything else            -> DirectoryError
+    any other of BACKEND_ERRORS -> DirectoryError
+
+Only the exception families of the libraries between hvlm and the DC are mapped
+(`BACKEND_ERRORS`: ldap3, socket and ssl, pyasn1 decoding, GSSAPI): anything else raised while
+talking to the directory (a TypeError...) is a bug in hvlm; the session lets it propagate and
+the CLI reports it as an internal error.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 
 from ldap3.core import exceptions as lx
@@ -54,6 +60,25 @@ _HINTS = {
 _AUTH_CODES = {INVALID_CREDENTIALS, STRONGER_AUTH_REQUIRED}
 
 
+def _optional(module: str, name: str) -> tuple[type[Exception], ...]:
+    """An exception class of a library below ldap3, if it is installed (gssapi: the `kerberos`
+    extra; pyasn1: always, with ldap3, but it ships no type information)."""
+    try:
+        found: type[Exception] = getattr(importlib.import_module(module), name)
+    except ImportError:
+        return ()
+    return (found,)
+
+
+# What a call to the directory may raise for a reason outside hvlm; error_for_exception maps these.
+BACKEND_ERRORS: tuple[type[Exception], ...] = (
+    lx.LDAPException,  # ldap3: communication, timeouts, StartTLS, results raised as exceptions
+    OSError,  # socket, ssl
+    *_optional("pyasn1.error", "PyAsn1Error"),  # a response ldap3 could not decode
+    *_optional("gssapi.exceptions", "GSSError"),  # SASL GSSAPI (auth: kerberos)
+)
+
+
 def error_for_result(server: str, step: str, result: Mapping[str, object]) -> DirectoryError:
     """An LDAP result that is not success -> the matching hvlm error."""
     code = int(str(result.get("result", -1)))
@@ -69,7 +94,7 @@ def error_for_result(server: str, step: str, result: Mapping[str, object]) -> Di
 
 
 def error_for_exception(server: str, step: str, exc: Exception) -> DirectoryError:
-    """An ldap3 (or gssapi, or socket) exception -> the matching hvlm error."""
+    """One of BACKEND_ERRORS (ldap3, gssapi, socket...) -> the matching hvlm error."""
     text = str(exc).strip() or type(exc).__name__
     if _is_tls_validation(text):
         return DirectoryUnreachable(

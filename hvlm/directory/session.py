@@ -4,7 +4,8 @@ Pipeline position: `hvlm plan` / `apply` / `check` open ONE DirectorySession per
 hvlm.manifest built the DirectorySpec), `read()` the accounts of all the manifest's hosts
 (-> DirectoryState for the planner) and, in apply, `write()` each account's changes. Parsing and
 the content of a modify are pure (hvlm.directory.parse); errors are mapped in
-hvlm.directory.errors. ldap3 is used nowhere else in hvlm.
+hvlm.directory.errors (ldap3, socket, TLS and GSSAPI failures only: any other exception is a bug
+and propagates). ldap3 is used nowhere else in hvlm.
 
 Connection: servers are tried in the manifest's order (failover when one is unreachable: socket,
 TLS, timeout). ldaps:// is TLS from the start; ldap:// is always upgraded with StartTLS, and a
@@ -146,7 +147,7 @@ class DirectorySession:
 
     def close(self) -> None:
         if self._conn is not None:
-            with contextlib.suppress(Exception):  # closing: nothing useful to report
+            with contextlib.suppress(*derr.BACKEND_ERRORS):  # closing: nothing useful to report
                 self._conn.unbind()
             self._conn = None
 
@@ -161,9 +162,7 @@ class DirectorySession:
             step = "bind"
             self.counters.binds += 1
             bound = conn.bind(read_server_info=False)
-        except DirectoryError:
-            raise
-        except Exception as exc:
+        except derr.BACKEND_ERRORS as exc:  # anything else is a bug in hvlm: not mapped
             raise derr.error_for_exception(server.url, step, exc) from exc
         if not bound:
             raise derr.error_for_result(server.url, f"bind as {self._who()}", conn.result)
@@ -224,9 +223,7 @@ class DirectorySession:
             assert self._conn is not None
             try:
                 return operation(self._conn)
-            except DirectoryError:
-                raise
-            except Exception as exc:
+            except derr.BACKEND_ERRORS as exc:  # anything else is a bug in hvlm: not mapped
                 error = derr.error_for_exception(self.server_name, step, exc)
                 if not isinstance(error, DirectoryUnreachable) or attempt:
                     raise error from exc
