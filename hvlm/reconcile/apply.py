@@ -27,7 +27,7 @@ from enum import Enum
 
 from hvlm.errors import DirectoryUnreachable, HvlmError
 from hvlm.hosts.commands import PURGE_SYSTEM_TICKETS, host_commands
-from hvlm.plan import Change, Phase, Plan
+from hvlm.plan import Change, Kind, Part, Phase, Plan
 from hvlm.planner import build_plan, settings_from_plan
 from hvlm.reconcile.observe import Fleet, Observation, parallel
 
@@ -137,7 +137,7 @@ def _directory_phase(
 
 def _transition_after(changes: Sequence[Change]) -> bool | None:
     for change in changes:
-        if change.address.endswith("/protocolTransition") and change.after is not None:
+        if change.where.part is Part.PROTOCOL_TRANSITION and change.after is not None:
             value = change.after.get("protocolTransition")
             return bool(value) if value is not None else None
     return None
@@ -211,7 +211,7 @@ def _verify(fleet: Fleet, plan: Plan, run: _Run) -> tuple[str, ...]:
         drift += [f"{host}: verification read failed: {err}" for host, err in errors.items()]
         again = build_plan(fleet.manifest, states, None, selection=hosts)
         drift += [_drift_line(c) for c in again.in_phase(Phase.HOST) if c.host.upper() in states]
-    accounts = sorted({c.host.upper() for c in applied if c.target.startswith("directory/")})
+    accounts = sorted({c.host.upper() for c in applied if c.where.kind is Kind.DIRECTORY})
     if accounts:
         directory, error = fleet.read_directory(fleet.manifest.hosts)
         if directory is None:
@@ -222,7 +222,7 @@ def _verify(fleet: Fleet, plan: Plan, run: _Run) -> tuple[str, ...]:
             drift += [
                 _drift_line(c)
                 for c in again.changes
-                if c.target.startswith("directory/") and c.host.upper() in accounts
+                if c.where.kind is Kind.DIRECTORY and c.host.upper() in accounts
             ]
     return tuple(drift)
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from hvlm.hosts.commands import HostCommand
 from hvlm_lab.hyperv.config import AuthenticationType, MigrationState
 from hvlm_lab.samba.dc import SambaDC
 from hvlm_lab.wsman.server import CmdletFault, FaultSpec
@@ -224,6 +225,36 @@ def test_the_report_of_an_apply_that_could_not_read_a_host_says_it_failed(
     result = fleet.apply("--format", "json")
     assert result.code == 1, result
     assert json.loads(result.stdout)["ok"] is False
+
+
+@pytest.mark.parametrize("phase", [Phase.READ, Phase.WRITE], ids=lambda p: p.value)
+def test_a_bug_inside_a_host_session_is_an_internal_error_not_a_host_failure(
+    fleet: LabFleet, monkeypatch: pytest.MonkeyPatch, phase: Phase
+) -> None:
+    """A TypeError inside the real HostSession (where pypsrp is called), as a bug in hvlm would
+    raise it: `hvlm apply` says "internal error" once and exits 1; it is never reported as the
+    host unread or failed, and no host is written after it."""
+    from hvlm.hosts import session
+
+    real_add = session._add
+
+    def add(ps: object, command: HostCommand) -> None:
+        if phase is Phase.READ or not command.cmdlet.startswith("Get-"):
+            raise TypeError("can only concatenate str (not \"int\") to str")
+        real_add(ps, command)  # type: ignore[arg-type]
+
+    before = fleet.states()
+    monkeypatch.setattr(session, "_add", add)
+    result = fleet.apply()
+
+    assert result.code == 1, result
+    internal = [line for line in result.stderr.splitlines() if "internal error" in line]
+    assert len(internal) == 1 and internal[0].startswith("internal error: TypeError: can only")
+    assert "host-unread" not in result.output and "failed  host/" not in result.output
+    assert "Traceback" not in result.output
+    assert fleet.writes() == [] and fleet.states() == before
+    monkeypatch.undo()
+    check_next_apply_converges(fleet)
 
 
 # --- the directory -----------------------------------------------------------------------------------
