@@ -1,0 +1,194 @@
+"""The planner's directory phases: constrained delegation and protocol transition per account.
+
+Pipeline position: plan stage (model + directory state -> **directory changes**), called by
+hvlm.planner.build_plan: values added first (phase directory-add), hvlm's stale values removed
+last (phase directory-prune). Pure: imports no ldap3.
+"""
+
+from __future__ import annotations
+
+from hvlm.errors import HvlmError
+from hvlm.findings import (
+    Finding,
+    computer_account_missing,
+    directory_unread,
+    unconstrained_delegation,
+)
+from hvlm.model import (
+    UAC_TRUSTED_TO_AUTH_FOR_DELEGATION,
+    HostSpec,
+    delegation_targets,
+    owned_value,
+)
+from hvlm.plan import (
+    Action,
+    Address,
+    Change,
+    Kind,
+    Part,
+    Phase,
+    account_fingerprint,
+)
+from hvlm.planner.context import Context
+from hvlm.state import DelegationState, DirectoryState
+
+DELEGATION_ATTRIBUTE = "allowedToDelegateTo"
+
+
+def directory_phases(
+    ctx: Context, directory: DirectoryState | None, error: str | None, found: list[Finding]
+) -> tuple[list[Change], list[Change], list[str]]:
+    """(additions, removals, names of hosts whose account changes)."""
+    managed = [s for s in ctx.manifest.hosts if s.migration.authentication is not None]
+    if directory is None:
+        if any(s.uses_kerberos and ctx.is_selected(s) for s in managed):
+            found.append(directory_unread(error))
+        return [], [], []
+    accounts = {a.name.upper(): a for a in directory.accounts}
+    added: list[Change] = []
+    pruned: list[Change] = []
+    touched: list[str] = []
+    for spec in managed:
+        account = accounts.get(spec.key)
+        if account is None:
+            if ctx.is_selected(spec):
+                found.append(computer_account_missing(spec, spec.uses_kerberos))
+            continue
+        unconstrained = unconstrained_delegation(spec, account)
+        if ctx.is_selected(spec) and unconstrained is not None:
+            found.append(unconstrained)
+        adds, removes = _account_changes(ctx, spec, account)
+        added.extend(adds)
+        pruned.extend(removes)
+        if adds or removes:
+            touched.append(spec.name)
+            ctx.targets[str(Address(Kind.DIRECTORY, spec.name))] = account_fingerprint(account)
+    return added, pruned, touched
+
+
+def _target_name(value: str) -> str:
+    target = value.partition("/")[2]
+    return target.split(":", 1)[0].split("/", 1)[0].lower()
+
+
+def _desired_values(ctx: Context, spec: HostSpec) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """hvlm.model.desired_delegation (and the same values lower-cased), each peer's values built
+    once for the whole fleet."""
+    if not spec.uses_kerberos:
+        return (), ()
+    services = spec.delegation.services
+    toward = ctx.toward.setdefault(services, {})
+    values: list[str] = []
+    lowered: list[str] = []
+    for name in spec.peers:
+        cached = toward.get(name)
+        if cached is None:
+            peer = ctx.index.get(name.upper())
+            if peer is None:
+                raise HvlmError(f"host {spec.name}: peer {name} is not a host of the manifest")
+            targets = delegation_targets(peer, services)
+            cached = toward[name] = (targets, tuple(v.lower() for v in targets))
+        values.extend(cached[0])
+        lowered.extend(cached[1])
+    return tuple(values), tuple(lowered)
+
+
+def _account_changes(
+    ctx: Context, spec: HostSpec, account: DelegationState
+) -> tuple[list[Change], list[Change]]:
+    selected = ctx.is_selected(spec)
+    desired, lowered = _desired_values(ctx, spec)
+    stored = account.allowed_to_delegate_to
+    add = _missing_values(ctx, selected, desired, lowered, stored)
+    delete: list[str] = []
+    if ctx.manifest.prune_delegation:
+        delete = _stale_values(ctx, selected, desired, lowered, stored)
+    transition = _transition(spec, account) if selected else None
+    return _delegation_changes(spec, account, add, delete, transition)
+
+
+def _missing_values(
+    ctx: Context, selected: bool, desired: tuple[str, ...], lowered: tuple[str, ...],
+    stored: tuple[str, ...],
+) -> list[str]:
+    """Desired values with no case variant stored (exact matches first: the common case)."""
+    exact = set(stored)
+    if all(v in exact for v in desired):
+        return []
+    have = {v.lower() for v in stored}
+    missing = {low: v for v, low in zip(desired, lowered, strict=True) if low not in have}
+    add = list(missing.values())  # one value per case-insensitive key, in the manifest's order
+    if not selected:
+        add = [v for v in add if _target_name(v) in ctx.selected_names]
+    return add
+
+
+def _stale_values(
+    ctx: Context, selected: bool, desired: tuple[str, ...], lowered: tuple[str, ...],
+    stored: tuple[str, ...],
+) -> list[str]:
+    """hvlm's own stored values that no desired value matches, case-insensitively."""
+    undesired = set(stored).difference(desired)
+    candidates = [
+        v for v in stored
+        if v in undesired and owned_value(v, ctx.names)
+        and (selected or _target_name(v) in ctx.selected_names)
+    ]
+    if not candidates:
+        return []
+    wanted = set(lowered)
+    return [v for v in candidates if v.lower() not in wanted]
+
+
+def _transition(spec: HostSpec, account: DelegationState) -> bool | None:
+    """The protocol-transition bit to set (True/False), None when nothing to do."""
+    wanted = spec.delegation.protocol_transition
+    if not spec.uses_kerberos or wanted is None or wanted == account.protocol_transition:
+        return None
+    return wanted
+
+
+def _delegation_changes(
+    spec: HostSpec, account: DelegationState, add: list[str], delete: list[str],
+    transition: bool | None,
+) -> tuple[list[Change], list[Change]]:
+    adds: list[Change] = []
+    removes: list[Change] = []
+    values = tuple(account.allowed_to_delegate_to)
+    address = str(Address(Kind.DIRECTORY, spec.name, Part.DELEGATION))
+    if add:
+        after = values + tuple(add)
+        reason = (f"{spec.name} migrates with Kerberos to {len(spec.peers)} peer(s): "
+                  f"{len(add)} value(s) missing")
+        adds.append(Change(address, Phase.DIRECTORY_ADD,
+                           Action.CREATE if not values else Action.UPDATE, spec.name, reason,
+                           {DELEGATION_ATTRIBUTE: values}, {DELEGATION_ATTRIBUTE: after},
+                           add=tuple(add)))
+        values = after
+    if delete:
+        gone = set(delete)
+        after = tuple(v for v in values if v not in gone)
+        reason = f"prune.delegation: hvlm's values toward hosts that are not {spec.name}'s peers"
+        removes.append(Change(str(Address(Kind.DIRECTORY, spec.name, Part.DELEGATION_PRUNE)),
+                              Phase.DIRECTORY_PRUNE, Action.DELETE,
+                              spec.name, reason, {DELEGATION_ATTRIBUTE: values},
+                              {DELEGATION_ATTRIBUTE: after}, delete=tuple(delete)))
+    if transition is not None:
+        change = _transition_change(spec, account, transition)
+        (adds if transition else removes).append(change)
+    return adds, removes
+
+
+def _transition_change(spec: HostSpec, account: DelegationState, wanted: bool) -> Change:
+    uac = account.user_account_control
+    new = uac | UAC_TRUSTED_TO_AUTH_FOR_DELEGATION if wanted else \
+        uac & ~UAC_TRUSTED_TO_AUTH_FOR_DELEGATION
+    phase = Phase.DIRECTORY_ADD if wanted else Phase.DIRECTORY_PRUNE
+    reason = ("delegation.protocolTransition: "
+              f"{'true' if wanted else 'false'} (\"use any authentication protocol\")")
+    return Change(
+        str(Address(Kind.DIRECTORY, spec.name, Part.PROTOCOL_TRANSITION)), phase, Action.UPDATE,
+        spec.name, reason,
+        {"protocolTransition": not wanted, "userAccountControl": uac},
+        {"protocolTransition": wanted, "userAccountControl": new},
+    )
