@@ -1,6 +1,7 @@
-"""Brownfield: the manifest of a fleet as it is (`hvlm export INVENTORY`). Pure core + the command.
+"""Brownfield: the manifest of a fleet as it is (`hvlm export INVENTORY`). Pure.
 
-Pipeline position: `hvlm export` loads an inventory (a manifest, or a minimal one with only
+Pipeline position: the pipeline backwards (host and directory state -> manifest), beside the
+planner. `hvlm export` (hvlm.cli) loads an inventory (a manifest, or a minimal one with only
 `directory`, `connection` and `hosts`), observes it exactly as `hvlm plan` does
 (hvlm.reconcile.Fleet.observe), and `export_document` turns the observation into a manifest
 document; `dump_manifest` writes it as YAML. The result is valid (`hvlm validate`) and `hvlm plan`
