@@ -1,0 +1,425 @@
+"""The GitOps examples (examples/gitops, issue 17): linted, schema-checked, and held to the contract.
+
+The contract of every pipeline: the pull-request (merge-request) job saves the plan with `--out`,
+keeps it as an artifact and posts its Markdown; the job on main finds THAT artifact, applies it with
+`hvlm apply PLANFILE` and never plans again; a stale plan fails the job with hvlm's message and the
+next step; the apply waits for an approval; hvlm is pinned; secrets come from the CI's store only.
+
+Tools (pinned in pyproject's `dev` extra, installed by `make test`): zizmor, run OFFLINE on the
+GitHub workflow (no finding, also with the pedantic persona), and check-jsonschema with its
+builtin (vendored, so offline) schemas of GitHub workflows, Azure Pipelines and GitLab CI. A missing
+tool FAILS the test (nothing is skipped). Each tool also gets a broken copy of an example, which it
+must reject: a linter that cannot fail proves nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+GITOPS = REPO / "examples" / "gitops"
+GITHUB = GITOPS / "github-actions.yaml"
+AZURE = GITOPS / "azure-pipelines.yml"
+GITLAB = GITOPS / "gitlab-ci.yml"
+EXAMPLES = (GITHUB, AZURE, GITLAB)
+PINS = {"zizmor": "1.32.0", "check-jsonschema": "0.39.0"}
+SECRET_NAMES = {"HVLM_WINRM_USER", "HVLM_WINRM_PASSWORD", "HVLM_LDAP_USER", "HVLM_LDAP_PASSWORD"}
+SHA_PIN = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
+HVLM_PLAN = re.compile(r"\bhvlm\s+plan\b")
+HVLM_APPLY = re.compile(r"\bhvlm\s+apply\s+(\S+)")
+STALE_NEXT_STEP = re.compile(r"re-run the plan (job|stage)")
+
+
+def product_version() -> str:
+    text = (REPO / "hvlm" / "__init__.py").read_text(encoding="utf-8")
+    match = re.search(r'^__version__ = "([^"]+)"$', text, re.M)
+    assert match, "hvlm/__init__.py has no __version__"
+    return match.group(1)
+
+
+def tool(name: str) -> str:
+    """The tool next to this interpreter (the venv), else on PATH; missing: FAIL, never skip."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if not found:
+        pytest.fail(
+            f"{name} is not installed: it is pinned in pyproject.toml's dev extra "
+            f"({name}=={PINS[name]}); run `make venv` or "
+            f"`.venv/bin/pip install -e '.[lab,dev,kerberos]'`",
+            pytrace=False,
+        )
+    return found
+
+
+def run(*argv: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"GH_TOKEN", "GITHUB_TOKEN"}}
+    env["NO_COLOR"] = "1"
+    return subprocess.run(
+        argv, capture_output=True, text=True, timeout=120, env=env, cwd=REPO, check=False
+    )
+
+
+def load(path: Path) -> dict[str, Any]:
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert isinstance(document, dict), path
+    return document
+
+
+def walk(node: object) -> Iterator[tuple[str, object]]:
+    """Every (key, value) pair in a YAML document, depth first."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield str(key), value
+            yield from walk(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from walk(item)
+
+
+def scripts(node: object, keys: tuple[str, ...]) -> list[str]:
+    """Every script under `node`: the string values of `keys` (lists of lines joined)."""
+    found = []
+    for key, value in walk(node):
+        if key in keys:
+            found.append("\n".join(value) if isinstance(value, list) else str(value))
+    return found
+
+
+# --- the tools ---------------------------------------------------------------------------------
+
+
+def test_the_linters_are_pinned_in_the_dev_extra() -> None:
+    text = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    dev = re.search(r"^dev = \[(.*?)^\]", text, re.M | re.S)
+    assert dev, "pyproject.toml has no dev extra"
+    for name, version in PINS.items():
+        assert f'"{name}=={version}"' in dev.group(1), f"{name}=={version} missing from dev"
+
+
+@pytest.mark.parametrize("persona", ["regular", "pedantic"])
+def test_zizmor_offline_finds_nothing_in_the_github_workflow(persona: str) -> None:
+    result = run(
+        tool("zizmor"), "--offline", "--persona", persona, "--format", "plain", str(GITHUB)
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "No findings to report" in output, output
+    assert re.search(r"completed \S*examples/gitops/github-actions.yaml", output), output
+
+
+def test_zizmor_rejects_the_workflow_with_a_tag_instead_of_a_sha(tmp_path: Path) -> None:
+    broken = tmp_path / "hvlm.yaml"
+    text = GITHUB.read_text(encoding="utf-8")
+    broken.write_text(re.sub(r"actions/checkout@[0-9a-f]{40}", "actions/checkout@v4", text))
+    result = run(tool("zizmor"), "--offline", "--format", "plain", str(broken))
+    assert result.returncode != 0
+    assert "unpinned-uses" in result.stdout + result.stderr
+
+
+SCHEMAS = [
+    (GITHUB, "vendor.github-workflows", "\n    steps:"),
+    # The Azure schema's patterns are not valid Unicode-mode ECMAScript regular expressions
+    # (regress raises "Invalid character escape"): check-jsonschema's non-Unicode variant reads them.
+    (AZURE, "vendor.azure-pipelines", "\n        steps:"),
+    (GITLAB, "vendor.gitlab-ci", "\n  script:"),  # the plan job's script (not before_script)
+]
+
+
+def check_jsonschema(schema: str, path: Path) -> subprocess.CompletedProcess[str]:
+    return run(
+        tool("check-jsonschema"), "--regex-variant", "nonunicode",
+        "--builtin-schema", schema, str(path),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("path", "schema", "key"), SCHEMAS, ids=lambda v: getattr(v, "name", str(v).strip())
+)
+def test_each_example_is_valid_against_its_ci_schema(path: Path, schema: str, key: str) -> None:
+    result = check_jsonschema(schema, path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok -- validation done" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("path", "schema", "key"), SCHEMAS, ids=lambda v: getattr(v, "name", str(v).strip())
+)
+def test_each_schema_rejects_a_broken_copy(
+    path: Path, schema: str, key: str, tmp_path: Path
+) -> None:
+    broken = tmp_path / path.name
+    text = path.read_text(encoding="utf-8")
+    assert key in text
+    broken.write_text(text.replace(key, key.replace(":", "z:"), 1))  # a job's steps: -> stepsz:
+    result = check_jsonschema(schema, broken)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Schema validation errors" in result.stdout + result.stderr
+
+
+# --- what holds in every example ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_hvlm_is_pinned_to_the_products_version(path: Path) -> None:
+    installs = [line for line in path.read_text(encoding="utf-8").splitlines()
+                if "pip install" in line]  # fmt: skip
+    assert installs, f"{path.name} never installs hvlm"
+    for line in installs:
+        assert f'"hvlm[kerberos]=={product_version()}"' in line, line
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_no_secret_is_written_in_an_example(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    # Every value given to a credential-like name is a reference to the CI's secret store.
+    reference = re.compile(
+        r"^(\$\{\{ (secrets\.\w+|github\.token) \}\}|\$\((\w+|System\.AccessToken)\))$"
+    )
+    for key, value in walk(load(path)):
+        if re.search(r"PASSWORD|TOKEN|SECRET|KEYTAB|_USER$", key) and not isinstance(value, dict):
+            assert isinstance(value, str) and reference.match(value), f"{key}: {value!r}"
+    for literal in ("glpat-", "ghp_", "github_pat_", "Bearer ey", "BEGIN ", "Pass-", "P@ss"):
+        assert literal not in text, literal
+    assert not re.search(r"(?i)password\s*[:=]\s*['\"]?[\w!@#%^&*-]{6,}", text.replace("$", ""))
+
+
+def apply_script(path: Path) -> str:
+    """The scripts of the job that applies on main (comments excluded: YAML drops them)."""
+    document = load(path)
+    if path == GITHUB:
+        return "\n".join(scripts(document["jobs"]["apply"], ("run",)))
+    if path == AZURE:
+        (stage,) = [s for s in document["stages"] if s["stage"] == "apply"]
+        (job,) = [j for j in stage["jobs"] if j.get("deployment") == "apply"]
+        return "\n".join(scripts(job, ("pwsh",)))
+    return "\n".join(document["apply"]["script"])
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_a_stale_plan_fails_the_apply_with_hvlms_message_and_the_next_step(path: Path) -> None:
+    script = apply_script(path)
+    (applied,) = HVLM_APPLY.findall(script)
+    assert applied.endswith("plan.json") or applied == "$plan", applied
+    assert "2> apply.err" in script  # hvlm's stderr, shown again below
+    assert re.search(r"(cat apply\.err|Get-Content apply\.err)", script)
+    (stale,) = [line for line in script.splitlines() if "stale plan" in line]
+    assert "apply.err" in stale  # the echo is conditioned on hvlm's own message
+    assert STALE_NEXT_STEP.search(script)
+    assert re.search(r"exit \"?\$rc", script)  # the job fails with hvlm's exit code
+
+
+def test_the_readme_shows_the_three_pipelines_and_links_them() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "## GitOps: the reviewed plan is the applied plan" in readme
+    for path in EXAMPLES:
+        assert f"](examples/gitops/{path.name})" in readme, path.name
+    for link in re.findall(r"\]\((examples/[^)]+)\)", readme):
+        assert (REPO / link).exists(), f"README links to a missing file: {link}"
+
+
+# --- GitHub Actions ------------------------------------------------------------------------------
+
+
+def github_jobs() -> dict[str, dict[str, Any]]:
+    return load(GITHUB)["jobs"]
+
+
+def steps_using(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
+    return [s for s in job["steps"] if str(s.get("uses", "")).startswith(action + "@")]
+
+
+def test_github_every_action_is_pinned_by_full_sha_with_its_version() -> None:
+    text = GITHUB.read_text(encoding="utf-8")
+    uses = re.findall(r"uses:\s*(\S+)(.*)", text)
+    assert len(uses) >= 6
+    sha_of: dict[str, str] = {}
+    for ref, comment in uses:
+        assert SHA_PIN.match(ref), f"not pinned by a full commit SHA: {ref}"
+        assert re.fullmatch(r"\s*# v\d+\.\d+\.\d+", comment), f"{ref}: no `# vX.Y.Z` comment"
+        action, sha = ref.split("@")
+        assert sha_of.setdefault(action, sha + comment) == sha + comment, f"{action}: two pins"
+
+
+def test_github_permissions_are_least_and_credentials_not_persisted() -> None:
+    workflow = load(GITHUB)
+    assert workflow["permissions"] == {}
+    assert "pull_request_target" not in GITHUB.read_text(encoding="utf-8")
+    jobs = github_jobs()
+    assert jobs["plan"]["permissions"] == {"contents": "read", "pull-requests": "write"}
+    assert jobs["apply"]["permissions"] == {
+        "contents": "read", "pull-requests": "read", "actions": "read",
+    }  # fmt: skip
+    for name, job in jobs.items():
+        for step in steps_using(job, "actions/checkout"):
+            assert step["with"]["persist-credentials"] is False, name
+
+
+def test_github_no_expression_is_expanded_inside_a_script() -> None:
+    for job in github_jobs().values():
+        for step in job["steps"]:
+            assert "${{" not in step.get("run", ""), step.get("name")
+            for key, value in (step.get("env") or {}).items():
+                if "secrets." in str(value):
+                    assert value == f"${{{{ secrets.{key} }}}}" and key in SECRET_NAMES, key
+
+
+def test_github_the_pr_job_saves_uploads_and_comments_the_plan() -> None:
+    plan = github_jobs()["plan"]
+    assert plan["if"] == "github.event_name == 'pull_request'"
+    script = "\n".join(scripts(plan, ("run",)))
+    assert "hvlm validate" in script
+    command = next(line for line in script.splitlines() if HVLM_PLAN.search(line))
+    assert "--out plan.json" in command and "--detailed-exitcode" in command
+    assert "--format markdown" in command and "> plan.md" in command
+    assert re.search(r"^\s*2\)", script, re.M) and re.search(r"^\s*\*\).*\n?.*exit 1", script, re.M)
+    (upload,) = steps_using(plan, "actions/upload-artifact")
+    assert upload["with"]["name"] == "hvlm-plan" and "plan.json" in upload["with"]["path"]
+    comment = next(s for s in plan["steps"] if "gh pr comment" in s.get("run", ""))
+    assert comment["env"]["GH_TOKEN"] == "${{ github.token }}"
+
+
+def test_github_the_apply_job_applies_the_reviewed_artifact_and_never_plans() -> None:
+    jobs = github_jobs()
+    apply = jobs["apply"]
+    assert apply["if"] == "github.event_name == 'push'"
+    assert apply["environment"] == "production"
+    script = "\n".join(scripts(apply, ("run",)))
+    assert not HVLM_PLAN.search(script), "the apply job plans again"
+    assert "--auto-approve" not in script  # it applies a plan file, not a manifest
+    (download,) = steps_using(apply, "actions/download-artifact")
+    (upload,) = steps_using(jobs["plan"], "actions/upload-artifact")
+    assert download["with"]["name"] == upload["with"]["name"]
+    assert download["with"]["run-id"] == "${{ steps.reviewed.outputs.run-id }}"
+    finder = next(s for s in apply["steps"] if s.get("id") == "reviewed")
+    assert "event=pull_request" in finder["run"] and "head_sha=$head" in finder["run"]
+    assert HVLM_APPLY.findall(script) == [f"{download['with']['path']}/plan.json"]
+
+
+# --- Azure Pipelines -----------------------------------------------------------------------------
+
+
+def azure_stages() -> dict[str, dict[str, Any]]:
+    return {s["stage"]: s for s in load(AZURE)["stages"]}
+
+
+def test_azure_runs_on_a_self_hosted_windows_pool_without_persisted_credentials() -> None:
+    pipeline = load(AZURE)
+    assert "vmImage" not in pipeline["pool"]
+    assert "Agent.OS -equals Windows_NT" in pipeline["pool"]["demands"]
+    checkouts = [v for k, v in walk(pipeline) if k == "checkout"]
+    assert len(checkouts) == 3
+    for _, value in walk(pipeline):
+        if isinstance(value, dict) and value.get("checkout") == "self":
+            assert value["persistCredentials"] == "false"
+
+
+def test_azure_no_macro_is_expanded_inside_a_script() -> None:
+    for script in scripts(load(AZURE), ("pwsh", "powershell", "script", "bash")):
+        # $(name) is a pipeline macro; PowerShell's own subexpressions are $($...).
+        assert not re.search(r"\$\((?!\$)[\w.]+\)", script), script
+        assert "${{" not in script and "$[" not in script
+
+
+def test_azure_the_pr_stage_saves_publishes_and_comments_the_plan() -> None:
+    plan = azure_stages()["plan"]
+    assert plan["condition"] == "eq(variables['Build.Reason'], 'PullRequest')"
+    script = "\n".join(scripts(plan, ("pwsh",)))
+    command = next(line for line in script.splitlines() if HVLM_PLAN.search(line))
+    assert "--out plan.json" in command and "--detailed-exitcode" in command
+    assert re.search(r"^\s*2 \{", script, re.M) and "exit 1" in script
+    assert "/pullRequests/" in script and "task.uploadsummary" in script
+    publish = next(v for k, v in walk(plan) if k == "task" and v == "PublishPipelineArtifact@1")
+    assert publish
+
+
+def test_azure_the_apply_is_an_approved_deployment_of_the_reviewed_artifact() -> None:
+    apply_stage = azure_stages()["apply"]
+    assert "refs/heads/main" in apply_stage["condition"]
+    jobs = {j.get("job") or j.get("deployment"): j for j in apply_stage["jobs"]}
+    deployment = jobs["apply"]
+    assert "deployment" in deployment and deployment["environment"] == "hyperv-production"
+    assert deployment["variables"]["PLAN_RUN_ID"] == (
+        "$[ dependencies.find_plan.outputs['reviewed.runId'] ]"
+    )
+    steps = deployment["strategy"]["runOnce"]["deploy"]["steps"]
+    assert {"download": "none"} in steps  # not the current run's artifacts
+    download = next(s for s in steps if s.get("task") == "DownloadPipelineArtifact@2")["inputs"]
+    published = next(
+        s for s in azure_stages()["plan"]["jobs"][0]["steps"]
+        if s.get("task") == "PublishPipelineArtifact@1"
+    )["inputs"]  # fmt: skip
+    assert download["buildType"] == download["buildVersionToDownload"] == "specific"
+    assert download["pipelineId"] == "$(PLAN_RUN_ID)"
+    assert download["artifactName"] == published["artifact"] == "hvlm-plan"
+    script = "\n".join(scripts(apply_stage, ("pwsh",)))
+    assert not HVLM_PLAN.search(script), "the apply stage plans again"
+    assert "--auto-approve" not in script
+    assert HVLM_APPLY.findall(script) == ["$plan"]
+    assert "Join-Path $env:PIPELINE_WORKSPACE 'reviewed/plan.json'" in script
+    assert download["targetPath"] == "$(Pipeline.Workspace)/reviewed"
+    finder = "\n".join(scripts(jobs["find_plan"], ("pwsh",)))
+    assert "lastMergeCommit" in finder and "pr.sourceSha" in finder
+
+
+def test_azure_secrets_arrive_only_through_env_mappings() -> None:
+    for key, value in walk(load(AZURE)):
+        if key == "env":
+            assert isinstance(value, dict)
+            for name, ref in value.items():
+                if name == "SYSTEM_ACCESSTOKEN":
+                    assert ref == "$(System.AccessToken)"
+                else:
+                    assert name in SECRET_NAMES and ref == f"$({name})", name
+
+
+# --- GitLab CI -----------------------------------------------------------------------------------
+
+
+def test_gitlab_the_mr_job_saves_keeps_and_notes_the_plan() -> None:
+    ci = load(GITLAB)
+    plan = ci["plan"]
+    assert plan["rules"][0]["if"] == '$CI_PIPELINE_SOURCE == "merge_request_event"'
+    script = "\n".join(plan["script"])
+    command = next(line for line in script.splitlines() if HVLM_PLAN.search(line))
+    assert "--out plan.json" in command and "--detailed-exitcode" in command
+    assert re.search(r"^\s*2\)", script, re.M)
+    assert "plan.json" in plan["artifacts"]["paths"]
+    assert "/merge_requests/$CI_MERGE_REQUEST_IID/notes" in script
+    assert '"PRIVATE-TOKEN: $HVLM_GITLAB_TOKEN"' in script
+
+
+def test_gitlab_the_apply_is_manual_gated_and_applies_the_mr_pipelines_artifact() -> None:
+    ci = load(GITLAB)
+    apply, fetch = ci["apply"], ci["reviewed-plan"]
+    assert apply["environment"]["name"] == "production"
+    assert [r.get("when") for r in apply["rules"]] == ["manual"]
+    assert apply["allow_failure"] is False and apply["interruptible"] is False
+    assert apply["needs"] == [{"job": "reviewed-plan", "artifacts": True}]
+    script = "\n".join(apply["script"])
+    assert not HVLM_PLAN.search(script), "the apply job plans again"
+    assert "--auto-approve" not in script
+    (applied,) = HVLM_APPLY.findall(script)
+    assert applied in fetch["artifacts"]["paths"]
+    finder = "\n".join(fetch["script"])
+    assert 'j["name"] == "plan"' in finder and "/artifacts/plan.json" in finder
+    assert 'p["sha"] == mr["sha"]' in finder and 'p["status"] == "success"' in finder
+    assert "plan" in ci and "plan.json" in ci["plan"]["artifacts"]["paths"]
+
+
+def test_gitlab_declares_no_secret_variable() -> None:
+    ci = load(GITLAB)
+    declared = set(ci.get("variables", {}))
+    for job in ci.values():
+        if isinstance(job, dict):
+            declared |= set(job.get("variables", {}) or {})
+    assert not declared & (SECRET_NAMES | {"HVLM_GITLAB_TOKEN"}), declared
