@@ -6,7 +6,6 @@ hvlm.check (findings) or describes with hvlm.export (a manifest of the fleet as 
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
@@ -27,7 +26,7 @@ from hvlm.model import Manifest
 @click.command()
 @click.argument("manifest", type=click.Path(dir_okay=False))
 @fleet_selection
-@format_option("human", "json", what="Findings output")
+@format_option("human", "json", "markdown", what="Findings output")
 @color_option
 def check(
     manifest: str, hosts: tuple[str, ...], parallelism: int, fmt: str, color: bool | None
@@ -39,7 +38,7 @@ def check(
     from hvlm.check import check_fleet, has_errors
     from hvlm.manifest import load_manifest
     from hvlm.reconcile import open_fleet
-    from hvlm.render import findings_document, render_findings
+    from hvlm.render import render_findings
 
     loaded = load_manifest(manifest)
     for warning in loaded.warnings:
@@ -48,10 +47,8 @@ def check(
         specs = fleet.selected(hosts)
         observation = fleet.observe(hosts)
     findings = check_fleet(loaded.manifest, observation, selection=hosts)
-    if fmt == "json":
-        click.echo(json.dumps(findings_document(findings, loaded.manifest), indent=2))
-    else:
-        click.echo(render_findings(findings, len(specs), color=use_color(color)), nl=False)
+    click.echo(render_findings(findings, len(specs), color=use_color(color), fmt=fmt,
+                               manifest=loaded.manifest), nl=False)
     sys.exit(EXIT_ERROR if has_errors(findings) else EXIT_OK)
 
 

@@ -30,7 +30,16 @@ from hvlm.cli.options import (
 )
 from hvlm.errors import HvlmError, PlanFileError, inert
 from hvlm.manifest import LoadResult, load_manifest
-from hvlm.plan import Finding, Plan, dumps_plan, loads_plan, plan_to_document, stale_targets
+from hvlm.plan import (
+    Address,
+    Finding,
+    Kind,
+    Plan,
+    dumps_plan,
+    loads_plan,
+    plan_to_document,
+    stale_targets,
+)
 from hvlm.planner import current_fingerprints
 from hvlm.reconcile import (
     UNREAD_CODES,
@@ -239,12 +248,11 @@ def apply(
     if _is_plan_file(source):
         saved, loaded = _load_plan_file(source)
         with open_fleet(loaded.manifest, parallelism) as fleet:
-            touched = sorted(
-                {t.address.split("/", 2)[1] for t in saved.targets if t.address.startswith("host/")}
-            )
+            targets = [Address.parse(t.address) for t in saved.targets]
+            touched = sorted({a.host for a in targets if a.kind is Kind.HOST})
             host_states, host_errors = fleet.read_hosts([fleet.manifest.host(h) for h in touched])
             directory, directory_error = (None, None)
-            if any(t.address.startswith("directory/") for t in saved.targets):
+            if any(a.kind is Kind.DIRECTORY for a in targets):
                 directory, directory_error = fleet.read_directory(fleet.manifest.hosts)
             observation = Observation(host_states, host_errors, directory, directory_error)
             _refuse_if_stale(saved, observation, source)
