@@ -6,6 +6,7 @@ hvlm.check (findings) or describes with hvlm.export (a manifest of the fleet as 
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any
 
@@ -17,6 +18,7 @@ from hvlm.cli.options import (
     color_option,
     fleet_selection,
     format_option,
+    sarif_document,
     use_color,
 )
 from hvlm.errors import ManifestError
@@ -26,7 +28,7 @@ from hvlm.model import Manifest
 @click.command()
 @click.argument("manifest", type=click.Path(dir_okay=False))
 @fleet_selection
-@format_option("human", "json", "markdown", what="Findings output")
+@format_option("human", "json", "markdown", "sarif", what="Findings output (sarif: SARIF 2.1.0)")
 @color_option
 def check(
     manifest: str, hosts: tuple[str, ...], parallelism: int, fmt: str, color: bool | None
@@ -47,8 +49,11 @@ def check(
         specs = fleet.selected(hosts)
         observation = fleet.observe(hosts)
     findings = check_fleet(loaded.manifest, observation, selection=hosts)
-    click.echo(render_findings(findings, len(specs), color=use_color(color), fmt=fmt,
-                               manifest=loaded.manifest), nl=False)
+    if fmt == "sarif":
+        click.echo(json.dumps(sarif_document(manifest, findings, loaded.warnings), indent=2))
+    else:
+        click.echo(render_findings(findings, len(specs), color=use_color(color), fmt=fmt,
+                                   manifest=loaded.manifest), nl=False)
     sys.exit(EXIT_ERROR if has_errors(findings) else EXIT_OK)
 
 

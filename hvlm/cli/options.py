@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from hvlm.errors import Diagnostic
+from hvlm.findings import Finding
 
 EXIT_OK = 0  # success; plan: no changes
 EXIT_ERROR = 1  # any error: bad input, unreadable hosts, a failed apply, an error finding
@@ -66,6 +67,25 @@ def echo_diagnostics(diagnostics: Sequence[Diagnostic]) -> None:
     """Manifest errors and warnings, one located line each, on stderr."""
     for diagnostic in diagnostics:
         click.echo(str(diagnostic), err=True)
+
+
+def sarif_document(
+    manifest: str, findings: Sequence[Finding] = (), diagnostics: Sequence[Diagnostic] = ()
+) -> dict[str, Any]:
+    """A SARIF log of `findings` located on `manifest`'s lines, plus `diagnostics` (validation)."""
+    from hvlm import __version__
+    from hvlm.sarif import ManifestLocator, sarif_log
+    from hvlm.yamlsafe import load_yaml
+
+    locator = None
+    try:
+        with open(manifest, "rb") as handle:
+            loaded, _ = load_yaml(handle.read(), manifest)
+    except OSError:
+        loaded = None
+    if loaded is not None and isinstance(loaded.data, dict):
+        locator = ManifestLocator(manifest, loaded.data, loaded.positions)
+    return sarif_log(findings, locator, diagnostics, version=__version__)
 
 
 def use_color(color: bool | None) -> bool:
