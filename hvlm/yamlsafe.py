@@ -9,6 +9,8 @@ not gigabytes), duplicate keys detected (PyYAML silently keeps the last one), no
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -200,10 +202,14 @@ def _reader_error(file: str, text: str, exc: yaml.YAMLError) -> Diagnostic:
     position = getattr(exc, "position", None)
     if not isinstance(position, int):
         return _error(file, f"YAML: {exc}".splitlines()[0])
+    character = getattr(exc, "character", "?")
+    if isinstance(character, int):  # libyaml: the code point, at a byte offset of the UTF-8
+        code = character
+        position = len(text.encode("utf-8")[:position].decode("utf-8", "ignore"))
+    else:  # PyYAML's reader: the character, at its index in the text
+        code = ord(character) if character else 0
     line = text.count("\n", 0, position) + 1
     column = position - (text.rfind("\n", 0, position) + 1) + 1
-    character = getattr(exc, "character", "?")
-    code = ord(character) if isinstance(character, str) and character else 0
     return Diagnostic(
         Severity.ERROR, f"control character U+{code:04X} is not allowed in YAML", file, line, column
     )
@@ -220,28 +226,62 @@ def _prescan(text: str) -> _TooBig | None:
     first limit crossed: a flood or a deep nest is refused in milliseconds, not minutes."""
     if _CLoader is None:
         return None  # the pure-Python composer checks the same limits as it goes
-    depth = nodes = 0
     try:
-        for event in yaml.parse(text, Loader=_CLoader):
-            if isinstance(event, _OPEN):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    return _TooBig(f"nesting deeper than {MAX_DEPTH} levels", event.start_mark)
-            elif isinstance(event, _CLOSE):
-                depth -= 1
-                continue
-            elif not isinstance(event, _LEAF):
-                continue
-            nodes += 1
-            if nodes > MAX_NODES:
-                return _TooBig(f"document has more than {MAX_NODES} nodes", event.start_mark)
+        return _first_limit(yaml.parse(text, Loader=_CLoader))
     except yaml.MarkedYAMLError as exc:
-        if "nesting depth" in str(exc.problem):  # libyaml's own cap, met while scanning ahead
-            return _TooBig(f"nesting deeper than {MAX_DEPTH} levels", exc.problem_mark)
-        return None  # the real parse reports it, located
+        if "nesting depth" not in str(exc.problem):
+            return None  # the real parse reports it, located
+        # libyaml's own cap (1000 flow levels), met while its scanner looks ahead for a simple
+        # key: far past where ours was crossed. The pure-Python parser has no such cap; it finds
+        # the opener that crossed ours (its scanner looks ahead at most 1024 characters).
+        try:
+            found = _first_limit(yaml.parse(text, Loader=yaml.SafeLoader))
+        except yaml.YAMLError:
+            found = None
+        return found or _TooBig(f"nesting deeper than {MAX_DEPTH} levels", exc.problem_mark)
     except yaml.YAMLError:
         return None
+
+
+def _first_limit(events: Iterator[yaml.Event]) -> _TooBig | None:
+    depth = nodes = 0
+    for event in events:
+        if isinstance(event, _OPEN):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return _TooBig(f"nesting deeper than {MAX_DEPTH} levels", event.start_mark)
+        elif isinstance(event, _CLOSE):
+            depth -= 1
+            continue
+        elif not isinstance(event, _LEAF):
+            continue
+        nodes += 1
+        if nodes > MAX_NODES:
+            return _TooBig(f"document has more than {MAX_NODES} nodes", event.start_mark)
     return None
+
+
+def _syntax_message(text: str, exc: yaml.MarkedYAMLError) -> str:
+    """The parser's words, with what libyaml leaves out and PyYAML's own parser names: the
+    undefined alias, the character that cannot start a token."""
+    message = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
+    mark = exc.problem_mark
+    lines = text.split("\n")
+    if mark is None or not 0 <= mark.line < len(lines):
+        return message
+    rest = lines[mark.line][mark.column :]
+    if exc.problem == "found undefined alias":
+        alias = re.match(r"\*([^\s,\[\]{}]+)", rest)
+        if alias:
+            return f"{message} {_quoted(alias.group(1))}"
+    elif exc.problem == "found character that cannot start any token" and rest:
+        return message.replace("character that", f"character {_quoted(rest[0])} that")
+    return message
+
+
+def _quoted(found: str) -> str:
+    """What the file holds, as Python shows it ('\\t', 'nowhere'), bounded."""
+    return repr(found if len(found) <= 60 else found[:57] + "...")
 
 
 def load_yaml(raw: bytes, file: str) -> tuple[Loaded | None, list[Diagnostic]]:
@@ -273,8 +313,7 @@ def load_yaml(raw: bytes, file: str) -> tuple[Loaded | None, list[Diagnostic]]:
         return None, [_reader_error(file, text, exc)]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        message = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
-        return None, [_error(file, f"YAML syntax: {message}", mark)]
+        return None, [_error(file, f"YAML syntax: {_syntax_message(text, exc)}", mark)]
     except yaml.YAMLError as exc:
         return None, [_error(file, f"YAML: {exc}".splitlines()[0])]
     except RecursionError:

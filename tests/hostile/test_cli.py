@@ -97,7 +97,9 @@ class Validator:
         hook = str(self.workdir / "hook")
         return {**os.environ, "PYTHONPATH": hook, "HVLM_TEST_SOCKET_LOG": str(log)}
 
-    def run(self, paths: list[Path]) -> Run:
+    def run(self, paths: list[Path], isolate_crashes: bool = False) -> Run:
+        """`hvlm validate PATHS`; a traceback fails the test, unless `isolate_crashes` (the
+        batch: it finds the file that crashed, reported by its own test)."""
         self.runs += 1
         log = self.workdir / f"sockets-{self.runs}.log"
         proc = subprocess.run(
@@ -108,6 +110,8 @@ class Validator:
             timeout=120,
         )
         events = log.read_text().splitlines() if log.exists() else []
+        if not isolate_crashes:
+            assert b"Traceback" not in proc.stdout + proc.stderr, proc.stderr[-3000:]
         return Run(
             proc.returncode,
             proc.stdout.decode("utf-8", "replace"),
@@ -128,6 +132,7 @@ class Validator:
             )
             os.close(secondary)
             output = _drain(primary)
+            assert b"Traceback" not in output, output[-3000:]
             return proc.wait(timeout=120), output
         finally:
             os.close(primary)
@@ -165,7 +170,7 @@ def batch(validator: Validator, generated: list[Case]) -> Batch:
     outcomes: dict[Path, Outcome] = {}
     runs = []
     while remaining:
-        run = validator.run(remaining)
+        run = validator.run(remaining, isolate_crashes=True)
         runs.append(run)
         split = _split(run, remaining)
         if "Traceback" not in run.stderr:

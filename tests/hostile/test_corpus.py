@@ -7,14 +7,16 @@ same files go through the `hvlm validate` command in test_cli.py.
 
 from __future__ import annotations
 
+import re
 import tracemalloc
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from hvlm import yamlsafe
 from hvlm.errors import ManifestError
-from hvlm.manifest import LoadResult, parse_manifest
+from hvlm.manifest import parse_manifest
 from tests.hostile.expectations import (
     EXAMPLE,
     Case,
@@ -25,6 +27,7 @@ from tests.hostile.expectations import (
 )
 
 CASES = corpus_cases()
+BOM = b"\xef\xbb\xbf"
 PEAK_LIMIT = 50 * 1024 * 1024
 # Files whose danger is expansion (aliases, merges) or nesting: their memory peak is measured.
 BOMBS = [
@@ -96,14 +99,29 @@ def test_node_limit_is_enforced_while_composing(monkeypatch: pytest.MonkeyPatch)
     assert len(lines) == 1 and "more than 1000 nodes" in lines[0], lines
 
 
-@pytest.mark.parametrize(
-    "raw",
-    [EXAMPLE.read_bytes(), b"\xef\xbb\xbf" + EXAMPLE.read_bytes()],
-    ids=["example", "example-with-utf8-bom"],
-)
-def test_valid_manifests_still_load(raw: bytes) -> None:
-    """Control: the harness is not merely rejecting everything."""
-    assert isinstance(parse_manifest(raw, "prod-east.yaml"), LoadResult)
+def test_a_utf8_bom_manifest_loads_as_the_same_manifest() -> None:
+    """Control (the harness does not merely reject everything), and a UTF-8 byte order mark
+    (Notepad's) changes nothing but the file's digest: same model, same warnings, and a broken
+    file's diagnostics at the same places."""
+    plain = parse_manifest(EXAMPLE.read_bytes(), "prod-east.yaml")
+    bom = parse_manifest(BOM + EXAMPLE.read_bytes(), "prod-east.yaml")
+    assert len(plain.manifest.hosts) >= 2
+    assert bom.manifest.digest != plain.manifest.digest  # the bytes differ: a plan must know
+    assert replace(bom.manifest, digest=plain.manifest.digest) == plain.manifest
+    assert bom.warnings == plain.warnings
+    broken = ("syntax-undefined-alias.yaml", "dup-key-host.yaml", "control-raw-del.yaml")
+    for case in [c for c in CASES if c.name in broken]:
+        raw = case.path.read_bytes()
+        assert diagnostics_of(BOM + raw, case.name) == diagnostics_of(raw, case.name), case.name
+
+
+def test_every_sidecar_line_names_the_problem() -> None:
+    """A location alone would pass with any message: each expected line carries words too."""
+    bare = [
+        (c.name, line) for c in CASES for line in c.expected.lines
+        if not re.sub(r"^\d+:\d+: ", "", line).strip(" .")
+    ]
+    assert bare == []
 
 
 def test_merge_key_overridden_by_an_explicit_key_is_not_a_duplicate() -> None:
