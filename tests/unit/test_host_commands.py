@@ -1,8 +1,10 @@
 """host_commands: desired MigrationSettings + observed MigrationState -> ordered, safe write steps.
 
-Table-driven cases for the order, and a property test that simulates every prefix of the steps:
-no intermediate state strands the host, migration is never disabled unless asked, and the final
-state is the desired one.
+Table-driven cases for the order, and property tests that run every step on the lab's Hyper-V
+model (hvlm_lab.hyperv.host.HyperVHost, invoked directly: no wire), an implementation written
+apart from hvlm from the domain notes: no intermediate state strands the host, migration is
+never disabled unless asked, the host accepts every step without an error, and the final state
+is the one the manifest declares (computed here, not by hvlm.hosts.commands).
 """
 
 from __future__ import annotations
@@ -18,14 +20,14 @@ from hvlm.hosts.commands import (
     READ_STATEMENTS,
     HostCommand,
     UnsafeHostChange,
-    expected_state,
     host_commands,
     restore_commands,
-    simulate,
-    stranded,
 )
 from hvlm.model import AuthenticationType, MigrationNetwork, MigrationSettings, PerformanceOption
 from hvlm.state import MigrationState, ObservedNetwork
+from hvlm_lab.cmdlets import Invocation
+from hvlm_lab.hyperv import config as lab
+from hvlm_lab.hyperv.host import HyperVHost
 
 NET_A = ipaddress.ip_network("192.168.10.0/24")
 NET_B = ipaddress.ip_network("10.20.0.0/16")
@@ -251,6 +253,83 @@ desired_settings = st.builds(
 )
 
 
+# -- the oracle: the lab's Hyper-V model, and what the manifest declares ------------------------
+
+
+def lab_host(state: MigrationState) -> HyperVHost:
+    """A simulated Hyper-V host whose migration settings are `state`."""
+    host = HyperVHost(lab.server_2022("HV01", ["192.168.10.11/24"]))
+    networks = tuple(
+        lab.MigrationNetwork(n.subnet, n.priority, typed=n.text.partition("/")[0])
+        for n in state.networks
+    )
+    host.set_state(
+        lab.MigrationState(
+            enabled=state.enabled,
+            max_vm_migrations=state.max_virtual_machine_migrations,
+            max_storage_migrations=state.max_storage_migrations,
+            authentication=lab.AuthenticationType[state.authentication.value],
+            performance=lab.PerformanceOption[state.performance.value],
+            networks=networks,
+        ).with_any_network(state.use_any_network)
+    )
+    return host
+
+
+def seen(host: HyperVHost) -> MigrationState:
+    """The lab host's settings, in hvlm's terms (what Get-VMHost and friends would show)."""
+    state = host.snapshot()
+    return MigrationState(
+        enabled=state.enabled,
+        authentication=AuthenticationType(state.authentication.name),
+        performance=PerformanceOption(state.performance.name),
+        max_virtual_machine_migrations=state.max_vm_migrations,
+        max_storage_migrations=state.max_storage_migrations,
+        use_any_network=state.use_any_network,
+        networks=tuple(ObservedNetwork(n.subnet, n.priority) for n in state.networks),
+    )
+
+
+def run_on(host: HyperVHost, step: HostCommand) -> MigrationState:
+    """One step as its own statement, as the session sends it; the host must take it cleanly."""
+    result = host.invoke([Invocation(step.cmdlet, step.parameters, step.arguments)])
+    assert result.terminating is None and result.errors == [], (str(step), result)
+    return seen(host)
+
+
+def no_migration_path(state: MigrationState) -> bool:
+    """Enabled, but neither a listed network nor "any network": no migration can come in."""
+    return state.enabled and not state.use_any_network and not state.networks
+
+
+def declared(desired: MigrationSettings, observed: MigrationState) -> MigrationState:
+    """The host once every declared field holds; the rest as observed. A network declared
+    without a priority keeps the host's (None here: comparable() ignores it anyway)."""
+    fields = ("enabled", "authentication", "performance", "max_virtual_machine_migrations",
+              "max_storage_migrations", "use_any_network")
+    changes: dict[str, object] = {f: getattr(desired, f) for f in fields
+                                  if getattr(desired, f) is not None}
+    if desired.networks is not None:
+        changes["networks"] = tuple(ObservedNetwork(n.subnet, n.priority)
+                                    for n in desired.networks)
+    return replace(observed, **changes)  # type: ignore[arg-type]
+
+
+def test_the_oracle_round_trips_a_state() -> None:
+    """Control: the conversion to and from the lab's model loses nothing."""
+    state = replace(ENABLED_ON_A, use_any_network=True,
+                    networks=(ObservedNetwork(NET_A, 3), ObservedNetwork(NET_C, None)))
+    assert seen(lab_host(state)) == state
+    assert seen(lab_host(FRESH)) == FRESH
+
+
+def test_the_lab_refuses_a_step_that_cannot_apply() -> None:
+    """Control: run_on fails on what a real host would refuse (the oracle can say no)."""
+    host = lab_host(ENABLED_ON_A)
+    with pytest.raises(AssertionError):
+        run_on(host, HostCommand("Add-VMMigrationNetwork", (("Subnet", "192.168.10.0/24"),)))
+
+
 @settings(max_examples=200, deadline=None)
 @given(desired=desired_settings, observed=observed_states)
 def test_steps_are_safe_minimal_and_converge(
@@ -259,16 +338,17 @@ def test_steps_are_safe_minimal_and_converge(
     try:
         steps = host_commands(desired, observed)
     except UnsafeHostChange:
-        assert stranded(expected_state(desired, observed))
+        assert no_migration_path(declared(desired, observed))
         return
+    host = lab_host(observed)
     state = observed
     for step in steps:
-        state = simulate(state, step)
-        if not stranded(observed):
-            assert not stranded(state), (steps, step)
+        state = run_on(host, step)
+        if not no_migration_path(observed):
+            assert not no_migration_path(state), (steps, step)
         if desired.enabled is not False:
             assert state.enabled or not observed.enabled  # never disabled unless asked
-    assert comparable(state, desired) == comparable(expected_state(desired, observed), desired)
+    assert comparable(state, desired) == comparable(declared(desired, observed), desired)
     assert host_commands(desired, state) == ()  # idempotent: a second run sends nothing
     assert len([s for s in steps if s.cmdlet == "Set-VMHost"]) <= 1
 
@@ -312,11 +392,12 @@ def test_restore_always_unstrands_and_never_disables_a_host_that_was_on(
     before: MigrationState, after: MigrationState
 ) -> None:
     steps = restore_commands(before, after)
+    host = lab_host(after)
     state = after
     for step in steps:
-        state = simulate(state, step)
-    if stranded(after) and not stranded(before):
-        assert not stranded(state)
+        state = run_on(host, step)
+    if no_migration_path(after) and not no_migration_path(before):
+        assert not no_migration_path(state)
         assert state.enabled or not before.enabled
     else:
         assert steps == ()
