@@ -28,7 +28,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 GITOPS = REPO / "examples" / "gitops"
-GITHUB = GITOPS / "github-actions.yaml"
+GITHUB = GITOPS / ".github" / "workflows" / "hvlm.yaml"  # where `zizmor examples/` looks
 AZURE = GITOPS / "azure-pipelines.yml"
 GITLAB = GITOPS / "gitlab-ci.yml"
 EXAMPLES = (GITHUB, AZURE, GITLAB)
@@ -114,7 +114,17 @@ def test_zizmor_offline_finds_nothing_in_the_github_workflow(persona: str) -> No
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "No findings to report" in output, output
-    assert re.search(r"completed \S*examples/gitops/github-actions.yaml", output), output
+    assert re.search(r"completed \S*examples/gitops/.github/workflows/hvlm.yaml", output), output
+
+
+def test_zizmor_offline_on_the_whole_examples_folder_finds_the_workflow_and_nothing_else() -> None:
+    """The issue's own command: `zizmor --offline examples/` (zizmor collects workflows under
+    .github/workflows of the folder it is given)."""
+    result = run(tool("zizmor"), "--offline", "--format", "plain", str(REPO / "examples"))
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "No findings to report" in output, output
+    assert re.search(r"completed \S*examples/gitops/.github/workflows/hvlm.yaml", output), output
 
 
 def test_zizmor_rejects_the_workflow_with_a_tag_instead_of_a_sha(tmp_path: Path) -> None:
@@ -222,7 +232,7 @@ def test_the_readme_shows_the_three_pipelines_and_links_them() -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert "## GitOps: the reviewed plan is the applied plan" in readme
     for path in EXAMPLES:
-        assert f"](examples/gitops/{path.name})" in readme, path.name
+        assert f"]({path.relative_to(REPO).as_posix()})" in readme, path.name
     for link in re.findall(r"\]\((examples/[^)]+)\)", readme):
         assert (REPO / link).exists(), f"README links to a missing file: {link}"
 
@@ -255,7 +265,8 @@ def test_github_permissions_are_least_and_credentials_not_persisted() -> None:
     assert workflow["permissions"] == {}
     assert "pull_request_target" not in GITHUB.read_text(encoding="utf-8")
     jobs = github_jobs()
-    assert jobs["plan"]["permissions"] == {"contents": "read", "pull-requests": "write"}
+    assert jobs["plan"]["permissions"] == {"contents": "read", "pull-requests": "write",
+                                           "security-events": "write"}
     assert jobs["apply"]["permissions"] == {
         "contents": "read", "pull-requests": "read", "actions": "read",
     }  # fmt: skip
@@ -423,3 +434,15 @@ def test_gitlab_declares_no_secret_variable() -> None:
         if isinstance(job, dict):
             declared |= set(job.get("variables", {}) or {})
     assert not declared & (SECRET_NAMES | {"HVLM_GITLAB_TOKEN"}), declared
+
+
+def test_github_plan_job_uploads_check_sarif_to_code_scanning() -> None:
+    """Findings reach the pull request on the manifest's lines: hvlm check --format sarif, then
+    codeql-action's upload-sarif with that file."""
+    steps = github_jobs()["plan"]["steps"]
+    runs = [s.get("run", "") for s in steps]
+    check = next(i for i, r in enumerate(runs) if "hvlm check" in r)
+    assert '--format sarif > hvlm.sarif' in runs[check]
+    upload = next(i for i, s in enumerate(steps)
+                  if str(s.get("uses", "")).startswith("github/codeql-action/upload-sarif@"))
+    assert upload > check and steps[upload]["with"]["sarif_file"] == "hvlm.sarif"

@@ -1,6 +1,6 @@
 """Issue 17's lab acceptance: the reviewed plan is the applied plan, run as the GitOps example runs it.
 
-The plan job and the apply job are the REAL scripts of examples/gitops/github-actions.yaml (their
+The plan job and the apply job are the REAL scripts of examples/gitops/.github/workflows/hvlm.yaml (their
 `run:` blocks, in bash), each in its own "checkout" (a directory holding fleet/prod-east.yaml, as
 on a runner); the plan job's artifact (plan.json) is carried to the apply job's `reviewed/`, as
 actions/download-artifact does. Against the lab (simulated Hyper-V hosts, the session's Samba DC):
@@ -46,7 +46,7 @@ PR_NUMBER = "17"
 
 
 def example_step(job: str, name_starts: str) -> str:
-    workflow = yaml.safe_load((REPO / "examples/gitops/github-actions.yaml").read_text())
+    workflow = yaml.safe_load((REPO / "examples/gitops/.github/workflows/hvlm.yaml").read_text())
     (step,) = [s for s in workflow["jobs"][job]["steps"] if s["name"].startswith(name_starts)]
     return str(step["run"])
 
