@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import spnego
 import structlog
 
 from hvlm.errors import CmdletError, CredentialsMissing, HostAuthError, HostError, HostUnreachable
@@ -704,13 +705,39 @@ def test_an_enabled_host_stranded_by_a_failed_add_gets_its_network_back_attempte
 
 
 def test_negotiate_over_http_names_the_host_by_its_fqdn_and_falls_back_to_ntlm(
-    start_lab: StartLab,
+    start_lab: StartLab, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """hvlm dials 127.0.0.1 but names the host by its FQDN: the lab's acceptor sees that name
+    as the NTLM target (MsvAvTargetName, the SPN a Kerberos ticket would be asked for) in the
+    tokens it receives, and the exchange completes as NTLM (the lab host has no Kerberos keys)."""
+    tokens: list[bytes] = []
+    make_server = spnego.server
+
+    def recording_server(*args: Any, **kwargs: Any) -> Any:
+        context = make_server(*args, **kwargs)
+        step = context.step
+
+        def recorded(*args: Any, **kwargs: Any) -> Any:
+            token = args[0] if args else kwargs.get("in_token")
+            tokens.append(token or b"")
+            return step(*args, **kwargs)
+
+        context.step = recorded
+        return context
+
+    monkeypatch.setattr(spnego, "server", recording_server)
     lab = start_lab([fresh()], transport=LabTransport.HTTP_NEGOTIATE)
     spec = lab.spec("HV01")
     spec = replace(spec, connection=replace(spec.connection, auth=WinRMAuth.NEGOTIATE))
+    fqdn = "hv01.lab.example"
+    assert spec.connection.address == "127.0.0.1" and spec.fqdn == fqdn
     assert read_host(spec, CREDS).migration.max_storage_migrations == 2
     assert lab.actions("HV01") == FULL_CYCLE
+
+    seen = b"".join(tokens).lower()
+    assert b"NTLMSSP\0".lower() in seen  # NTLM inside SPNEGO: the fallback
+    assert f"/{fqdn}".encode("utf-16-le") in seen, "the FQDN never reached the host"
+    assert "/127.0.0.1".encode("utf-16-le") not in seen
 
 
 def test_wrong_password_over_ntlm_is_the_same_clear_line(start_lab: StartLab) -> None:

@@ -6,10 +6,11 @@ answer: output, non-terminating errors (FullyQualifiedErrorId), warnings, termin
 
 from __future__ import annotations
 
+import inspect
 import ipaddress
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import pytest
 from psrpcore.types import ErrorCategory, PSCryptoProvider, PSObject, serialize_clixml
@@ -57,9 +58,20 @@ def subnets(host: HyperVHost) -> list[tuple[str, int | None]]:
     return [(n.text, n.priority) for n in host.snapshot().networks]
 
 
+@runtime_checkable
+class RuntimeCmdletHost(CmdletHost, Protocol):
+    """CmdletHost, checkable with isinstance (members present; signatures compared below)."""
+
+
 def test_hyperv_host_is_a_cmdlet_host() -> None:
-    host: CmdletHost = fresh()  # mypy --strict checks the protocol here
+    host = fresh()
+    assert isinstance(host, RuntimeCmdletHost)
+    assert not isinstance(object(), RuntimeCmdletHost)  # control: the check can say no
     assert host.name == "HV01"
+    wanted = inspect.signature(CmdletHost.invoke)
+    assert list(inspect.signature(HyperVHost.invoke).parameters) == list(wanted.parameters)
+    result = host.invoke([inv("Get-VMHost")])
+    assert isinstance(result, StatementResult) and len(result.output) == 1
 
 
 # --- defaults ----------------------------------------------------------------------------------

@@ -132,10 +132,21 @@ def test_kerberos_401_points_at_the_ticket_cache() -> None:
     assert "kinit" in error.hint and "HVLM_WINRM_PASSWORD" not in error.hint
 
 
-def test_the_password_never_reaches_the_message() -> None:
-    # pypsrp puts the user name, never the password, in its message; hvlm writes its own text
-    error = mapped(AuthenticationError("Failed to authenticate the user admin with basic"))
-    assert "admin" not in str(error)
+def test_a_401_message_carries_neither_password_nor_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wrong password ends as pypsrp's AuthenticationError. hvlm writes its own text for it, so
+    a password there (in the environment, or echoed by a library in its message) never shows."""
+    sentinel = "Zx-sentinel-9f3c1e-Q7!"
+    monkeypatch.setenv("HVLM_WINRM_USER", "admin")
+    monkeypatch.setenv("HVLM_WINRM_PASSWORD", sentinel)
+    for auth in WinRMAuth:
+        spec = ConnectionSpec("hv01", 5986, auth=auth)
+        error = mapped(
+            AuthenticationError(f"Failed to authenticate the user admin:{sentinel} with basic"),
+            spec,
+        )
+        shown = f"{error} {error.hint}"
+        assert sentinel not in shown and "admin" not in shown, shown
+        assert str(error).startswith(f"HV01: read: authentication failed (HTTP 401, {auth.value})")
 
 
 def test_an_hvlm_error_passes_through() -> None:
