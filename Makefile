@@ -31,9 +31,11 @@ venv: $(STAMP)
 test: venv
 	tests/isolated.sh $(PY) -m pytest -q
 
+# Each tool exits non-zero on a finding; make stops at the first that does.
 lint: venv
 	$(VENV)/bin/ruff check hvlm hvlm_lab tests bench
 	$(VENV)/bin/mypy --strict hvlm hvlm_lab
+	$(VENV)/bin/lint-imports --no-cache
 
 demo: venv
 	tests/isolated.sh bash examples/demo.sh $(LABDIR)

@@ -11,7 +11,9 @@ Directory faults: tests/integration/ldap_fault_proxy.py.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -73,6 +75,7 @@ class CliResult:
     code: int
     stdout: str
     stderr: str
+    traceback_expected: bool = False  # only a test that passes --log-level debug to see one
 
     @property
     def output(self) -> str:
@@ -80,6 +83,32 @@ class CliResult:
 
     def __str__(self) -> str:  # shown by pytest when an assertion on a result fails
         return f"exit {self.code}\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}"
+
+    def __post_init__(self) -> None:
+        if not self.traceback_expected:
+            assert_no_traceback(self.stdout, self.stderr)
+
+
+def assert_no_traceback(*outputs: str | bytes) -> None:
+    """Every CLI run in the tests: a crash never passes as a handled error (exit 1 is both).
+
+    hvlm prints a traceback only with --log-level debug, which no helper passes; a test that
+    wants one asks for it and reads the output itself.
+    """
+    for output in outputs:
+        text = output.decode("utf-8", "replace") if isinstance(output, bytes) else output
+        assert "Traceback" not in text, f"hvlm crashed:\n{text[-3000:]}"
+
+
+def check_errors(report: str) -> int:
+    """The error count in `hvlm check`'s human or JSON report (its summary)."""
+    if report.lstrip().startswith("{"):
+        return int(json.loads(report)["summary"]["errors"])
+    if "Check: no findings" in report:
+        return 0
+    match = re.search(r"Check: (\d+) error\(s\)", report)
+    assert match, f"no check summary in:\n{report}"
+    return int(match.group(1))
 
 
 @dataclass(frozen=True)
@@ -206,7 +235,7 @@ def hvlm(env: dict[str, str], *args: str, timeout: float = 90) -> CliResult:
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
-def hvlm_in_process(env: dict[str, str], *args: str) -> CliResult:
+def hvlm_in_process(env: dict[str, str], *args: str, traceback_expected: bool = False) -> CliResult:
     """The same entry point as the `hvlm` script (hvlm.cli.main), in this process.
 
     A new interpreter costs seconds on a loaded 2-core machine; the exit code, stdout and stderr
@@ -219,7 +248,8 @@ def hvlm_in_process(env: dict[str, str], *args: str) -> CliResult:
             code = 0
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
-    return CliResult(code, stdout.getvalue().decode(), stderr.getvalue().decode())
+    return CliResult(code, stdout.getvalue().decode(), stderr.getvalue().decode(),
+                     traceback_expected)
 
 
 def manifest_text(fleet: LabFleet, o: ManifestOptions) -> str:

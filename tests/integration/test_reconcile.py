@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -196,21 +197,53 @@ def test_apply_off_a_terminal_without_auto_approve_refuses(fleet: LabFleet) -> N
     assert fleet.states() == START
 
 
+@contextmanager
+def sigint_not_ignored() -> Iterator[None]:
+    """A child started inside gets SIGINT at its default disposition (exec resets a handled
+    signal to SIG_DFL but keeps an ignored one ignored). Done here rather than in a preexec_fn:
+    this process runs the lab's threads, and code between fork and exec is unsafe with threads."""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def catches_sigint(pid: int) -> bool:
+    """The process has a handler for SIGINT (Linux: /proc/PID/status, SigCgt bit 2)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    masks = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+    bit = 1 << (signal.SIGINT - 1)
+    return bool(int(masks["SigCgt"], 16) & bit) and not int(masks["SigIgn"], 16) & bit
+
+
 def test_ctrl_c_mid_apply_leaves_hosts_that_the_next_plan_describes(fleet: LabFleet) -> None:
     """SIGINT once the first host is being written (one host at a time, slow hosts): the running
     pipeline finishes, the rest is not started, and the next plan shows exactly what is left."""
     fleet.fault(FaultSpec(latency_ms=150), *NAMES)
     command = [sys.executable, "-m", "hvlm", "apply", str(fleet.manifest), "--auto-approve",
                "--parallelism", "1"]
-    proc = subprocess.Popen(command, env=fleet.env(), cwd=REPO, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # The default SIGINT disposition in the child, whatever this process inherited: a suite
+    # started from a background job (`nohup make test &`) ignores SIGINT, and so would the child,
+    # whose Python then installs no KeyboardInterrupt handler.
+    with sigint_not_ignored():
+        proc = subprocess.Popen(command, env=fleet.env(), cwd=REPO, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while not fleet.writes() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
+    assert proc.poll() is None, ("apply ended before it was interrupted", proc.communicate())
+    assert fleet.writes(), "no host was being written within 60 s"
+    assert catches_sigint(proc.pid), "the child would not see Ctrl-C (SIGINT ignored or default)"
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, (out, err)
-    assert "aborted" in err or "interrupted" in err
+    assert "Traceback" not in out + err, err
+    assert {"aborted", "interrupted"} & set(err.splitlines()), err
     fleet.clear_faults()
 
     states = fleet.states()

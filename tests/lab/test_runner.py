@@ -53,6 +53,7 @@ MIGRATION_SPN = "Microsoft Virtual System Migration Service"
 
 def hvlm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     result = subprocess.run([*HVLM, *args], capture_output=True, text=True, timeout=600)
+    assert "Traceback" not in result.stdout + result.stderr, f"hvlm crashed:\n{result.stderr}"
     if check and result.returncode != 0:
         raise AssertionError(f"hvlm {' '.join(args)} -> {result.returncode}\n{result.stderr}")
     return result

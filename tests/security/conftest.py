@@ -101,7 +101,11 @@ def hvlm(
         check=False,
     )
     seconds = time.monotonic() - started
-    return Run(tuple(args), proc.returncode, proc.stdout, proc.stderr, seconds)
+    run = Run(tuple(args), proc.returncode, proc.stdout, proc.stderr, seconds)
+    # a crash exits 1 like a handled error: it must never pass as one (no test passes a debug
+    # traceback on purpose here: --log-level debug prints one only for an internal error)
+    assert b"Traceback" not in proc.stdout + proc.stderr, f"hvlm crashed:\n{run.text[-3000:]}"
+    return run
 
 
 def hvlm_all(calls: Sequence[tuple[Sequence[str], Mapping[str, str], Path]]) -> list[Run]:

@@ -257,6 +257,9 @@ def test_winrm_certificate_must_name_the_address(tls_lab: TlsLab) -> None:
     lab.reset_stats()
     plan = hvlm(["plan", str(path)], tls_lab.env(), tls_lab.work)
     assert plan.returncode == 1, plan.text
+    # hvlm.hosts.errors._tls_error: the reason (ssl's words) and what to do about it
+    assert "not valid for this address" in plan.text, plan.text
+    assert "TLS handshake with" in plan.text and all(h in plan.text for h in HTTPS_HOSTS)
     assert [tls_lab.requests_to(h) for h in HTTPS_HOSTS] == [0, 0]
 
 
@@ -280,6 +283,7 @@ def test_control_allow_unencrypted_sends_basic_over_http(tls_lab: TlsLab) -> Non
     # The lab's HTTP host only speaks Negotiate: it answers Basic with 401. What matters is that
     # hvlm did send it, because the manifest said so.
     assert plan.returncode == 1, plan.text
+    assert "authentication failed (HTTP 401, basic)" in plan.text, plan.text
     assert tls_lab.requests_to(HTTP_HOST) > 0
 
 
@@ -327,4 +331,4 @@ def test_control_allow_plaintext_bind_binds_in_clear(tls_lab: TlsLab) -> None:
     plan = tls_lab.plan("ldap-plain-allowed", https(certValidation=tls_lab.ca), directory)
     assert BIND_REQUEST in tls_lab.proxy.operations, plan.text  # the bind went out, as asked
     # Samba itself refuses a simple bind over clear text (strongerAuthRequired): exit 1.
-    assert plan.returncode == 1, plan.text
+    assert plan.returncode == 1 and "strongerAuthRequired" in plan.text, plan.text

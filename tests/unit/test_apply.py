@@ -418,7 +418,8 @@ def test_a_bug_in_a_host_session_is_an_internal_error_for_the_cli(
     lines = [line for line in result.stderr.splitlines() if "internal error" in line]
     assert len(lines) == 1 and lines[0].startswith("internal error: TypeError: unsupported")
     assert "host-unread" not in result.output and "Traceback" not in result.stderr
-    debug = hvlm_in_process({}, "--log-level", "debug", "plan", manifest_path, "--no-color")
+    debug = hvlm_in_process({}, "--log-level", "debug", "plan", manifest_path, "--no-color",
+                            traceback_expected=True)
     assert debug.code == 1 and "Traceback (most recent call last)" in debug.stderr
 
 
