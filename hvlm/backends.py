@@ -7,7 +7,9 @@ hand it other openers; the CLI uses these defaults.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
+from hvlm.directory.parse import fleet_spns
 from hvlm.directory.session import DirectorySession
 from hvlm.hosts.session import HostSession
 from hvlm.model import DirectorySpec, HostSpec
@@ -27,7 +29,10 @@ class Directory:
         self.session = session
 
     def read(self, hosts: Sequence[HostSpec]) -> DirectoryState:
-        return self.session.read([spec.name for spec in hosts])
+        """The accounts (one search), then who holds the fleet's SPNs (one more search)."""
+        state = self.session.read([spec.name for spec in hosts])
+        spns = fleet_spns((spec.name, spec.fqdn) for spec in hosts)
+        return replace(state, spn_holders=self.session.read_spn_holders(spns))
 
     def modify(
         self,

@@ -44,15 +44,22 @@ from hvlm.errors import Severity
 from hvlm.findings import (
     ANY_NETWORK,
     AUTHENTICATION_MISMATCH,
+    CIFS_SPN_MISSING,
+    CREDENTIAL_GUARD_CONFIGURED,
     CREDSSP_ON_SERVER_2025,
+    CREDSSP_WITH_CREDENTIAL_GUARD,
     DELEGATION_MISSING,
+    DNSHOSTNAME_MISMATCH,
     DOMAIN_MISMATCH,
     HYPERV_ROLE_MISSING,
     MIGRATION_DISABLED,
+    MIGRATION_FIREWALL_CLOSED,
+    MIGRATION_SPN_MISSING,
     NETWORK_WITHOUT_ADDRESS,
     OUTSIDE_DIRECTORY_DOMAIN,
     PLANNER_CODES,
     PROTOCOL_TRANSITION_MISSING,
+    SPN_DUPLICATE,
     STORAGE_DELEGATION_MISSING,
     VM_VERSION_UNSUPPORTED,
     Finding,
@@ -73,8 +80,15 @@ from hvlm.model import (
     IPNetwork,
     Manifest,
     desired_delegation,
+    host_spns,
 )
-from hvlm.state import DelegationState, HostState, ObservationLike
+from hvlm.state import (
+    MIGRATION_FIREWALL_RULE,
+    DelegationState,
+    DirectoryState,
+    HostState,
+    ObservationLike,
+)
 
 ERROR, WARNING = Severity.ERROR, Severity.WARNING
 __all__ = ["PLANNER_CODES", "Mode", "check_fleet", "has_errors"]
@@ -130,8 +144,10 @@ def check_fleet(
                 found.append(_unread(spec, observation.host_errors.get(spec.key, "")))
             continue
         found.extend(_host_findings(view, manifest))
+        found.extend(_preflight_findings(view))
         if observation.directory is not None:
             found.extend(_account_findings(view))
+            found.extend(_spn_findings(view, observation.directory))
     found.extend(_pair_findings(specs, views))
     if mode is Mode.PLANNED:
         found = [f for f in found if f.code not in PLANNER_CODES]
@@ -210,11 +226,7 @@ def _domain_findings(view: _View, manifest: Manifest) -> Iterator[Finding]:
 
 
 def _settings_findings(view: _View) -> Iterator[Finding]:
-    spec, facts = view.spec, view.state.facts
-    if not view.kerberos and facts.is_server_2025_or_later:
-        yield CREDSSP_ON_SERVER_2025.make(
-            f"host/{spec.name}", name=spec.name, build=facts.os_build or "?",
-            caption=facts.os_caption or "?")
+    spec = view.spec
     if not view.enabled and spec.peers:
         yield MIGRATION_DISABLED.make(f"host/{spec.name}", name=spec.name)
     if stranded(view.enabled, view.use_any_network, view.networks):
@@ -330,3 +342,118 @@ def _vm_versions(source: _View, target: _View) -> Iterator[Finding]:
     yield VM_VERSION_UNSUPPORTED.make(
         f"{source.spec.name}->{target.spec.name}", count=len(bad), src=source.spec.name,
         dst=target.spec.name, listed=f"{listed}{more}", supported=", ".join(supported))
+
+
+# --- what breaks migrations beyond the settings: Credential Guard, firewall, SPNs (issue 14) ----
+
+
+def _receives(view: _View) -> bool:
+    """A host that receives migrations: enabled, with peers that migrate to it."""
+    return view.enabled and bool(view.spec.peers)
+
+
+def _preflight_findings(view: _View) -> Iterator[Finding]:
+    yield from _credential_guard(view)
+    yield from _firewall(view)
+
+
+def _credential_guard(view: _View) -> Iterator[Finding]:
+    """CredSSP fails from a source running Credential Guard; the OS-build guess only where
+    Win32_DeviceGuard could not be read."""
+    spec, facts = view.spec, view.state.facts
+    if view.kerberos:
+        return
+    guard, subject = facts.device_guard, f"host/{spec.name}"
+    if guard is None:
+        if facts.is_server_2025_or_later:
+            yield CREDSSP_ON_SERVER_2025.make(
+                subject, name=spec.name, build=facts.os_build or "?",
+                caption=facts.os_caption or "?",
+                reason=facts.device_guard_error or "not returned")
+        return
+    running, configured = _uints(guard.running), _uints(guard.configured)
+    if guard.credential_guard_running:
+        yield CREDSSP_WITH_CREDENTIAL_GUARD.make(subject, name=spec.name, running=running)
+    elif guard.credential_guard_configured:
+        yield CREDENTIAL_GUARD_CONFIGURED.make(subject, name=spec.name, running=running,
+                                               configured=configured)
+
+
+def _uints(values: Sequence[int]) -> str:
+    return "{" + ", ".join(str(v) for v in values) + "}"
+
+
+def _firewall(view: _View) -> Iterator[Finding]:
+    rule = view.state.facts.migration_firewall
+    if rule is None or not _receives(view) or (rule.exists and rule.enabled):
+        return
+    name = view.spec.name
+    if rule.exists:
+        yield MIGRATION_FIREWALL_CLOSED.make(
+            f"host/{name}", name=name, rule=MIGRATION_FIREWALL_RULE,
+            state=f"has its migration firewall rule {MIGRATION_FIREWALL_RULE} disabled",
+            fix_command=f"Enable-NetFirewallRule -Name {MIGRATION_FIREWALL_RULE}",
+            found="Enabled=False")
+    else:
+        yield MIGRATION_FIREWALL_CLOSED.make(
+            f"host/{name}", name=name, rule=MIGRATION_FIREWALL_RULE,
+            state=f"has no migration firewall rule {MIGRATION_FIREWALL_RULE}",
+            fix_command="restore the Hyper-V firewall rules (Hyper-V (MIG-TCP-In): inbound TCP "
+                        f"6600), then Enable-NetFirewallRule -Name {MIGRATION_FIREWALL_RULE}",
+            found="ObjectNotFound")
+
+
+def _spn_findings(view: _View, directory: DirectoryState) -> Iterator[Finding]:
+    """The destination's SPNs: present (migration service; cifs or HOST), held by it alone, and
+    its dNSHostName the manifest's fqdn."""
+    spec, account = view.spec, view.account
+    if account is None:
+        return
+    subject, sam = f"directory/{spec.name}", account.sam_account_name or f"{spec.key}$"
+    held = {s.lower() for s in account.service_principal_names}
+    listed = ", ".join(account.service_principal_names) or "(none)"
+    if _receives(view):
+        migration = DelegationService.MIGRATION.spn_class
+        missing = [f"{migration}/{form}" for form in (spec.name, spec.fqdn)
+                   if f"{migration}/{form}".lower() not in held]
+        if missing:
+            yield MIGRATION_SPN_MISSING.make(
+                subject, account=sam, name=spec.name, missing=_quoted(missing), spns=listed,
+                commands=_setspn("-S", missing, spec.name))
+        forms = [form for form in (spec.name, spec.fqdn)
+                 if not {f"cifs/{form}".lower(), f"host/{form}".lower()} & held]
+        if forms:
+            yield CIFS_SPN_MISSING.make(
+                subject, account=sam, name=spec.name, missing=_quoted(forms), spns=listed,
+                commands=_setspn("-S", [f"HOST/{f}" for f in forms], spec.name))
+    dns = account.dns_host_name.rstrip(".")
+    if dns.lower() != spec.fqdn.lower().rstrip("."):
+        yield DNSHOSTNAME_MISMATCH.make(
+            subject, account=sam, name=spec.name, fqdn=spec.fqdn, dns_host_name=dns or "(none)",
+            migration=DelegationService.MIGRATION.spn_class)
+    yield from _duplicates(spec, account, directory)
+
+
+def _duplicates(spec: HostSpec, account: DelegationState,
+                directory: DirectoryState) -> Iterator[Finding]:
+    if directory.spn_holders is None:
+        return
+    held: list[str] = []
+    commands: list[str] = []
+    for spn in host_spns(spec.name, spec.fqdn):
+        for other in directory.holders(spn):
+            if other.dn.lower() != account.dn.lower():
+                who = other.sam_account_name or other.dn
+                held.append(f"'{spn}' on {who}")
+                commands.append(_setspn("-D", [spn], who.rstrip("$")))
+    if held:
+        yield SPN_DUPLICATE.make(f"directory/{spec.name}", name=spec.name,
+                                 held="; ".join(held), commands="; ".join(commands))
+
+
+def _quoted(values: Sequence[str]) -> str:
+    return " and ".join(f"'{v}'" for v in values)
+
+
+def _setspn(flag: str, spns: Sequence[str], account: str) -> str:
+    return "; ".join(f'setspn {flag} "{spn}" {account}' for spn in spns)

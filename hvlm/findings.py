@@ -122,12 +122,34 @@ OUTSIDE_DIRECTORY_DOMAIN = Kind(
     "{name} is in {domain}, not in the manifest's directory {directory}: its computer account "
     "is not where hvlm looks",
     fix="manage it with a manifest for its own domain", evidence=_DOMAIN_EVIDENCE)
+_KERBEROS_FIX = ("migration.authentication: Kerberos in the manifest (constrained delegation: "
+                 "hvlm apply writes it), then hvlm apply")
 CREDSSP_ON_SERVER_2025 = Kind(
-    "credssp-on-server-2025", ERROR, _C,
-    "{name} runs Windows Server 2025 with CredSSP: Credential Guard (on by default) breaks "
-    "CredSSP live migration",
-    fix="authentication: Kerberos, with constrained delegation (hvlm apply writes it)",
-    evidence="OS build {build} ({caption}), VirtualMachineMigrationAuthenticationType=CredSSP")
+    "credssp-on-server-2025", WARNING, _C,
+    "{name} runs Windows Server 2025 with CredSSP and Win32_DeviceGuard could not be read: "
+    "Credential Guard (on by default on 2025) would break CredSSP live migration from {name}",
+    fix=_KERBEROS_FIX,
+    evidence="OS build {build} ({caption}), VirtualMachineMigrationAuthenticationType=CredSSP; "
+             "Win32_DeviceGuard: {reason}")
+CREDSSP_WITH_CREDENTIAL_GUARD = Kind(
+    "credssp-with-credential-guard", ERROR, _C,
+    "{name} runs Credential Guard and migrates with CredSSP: every CredSSP live migration from "
+    "{name} fails",
+    fix="switch to Kerberos: " + _KERBEROS_FIX,
+    evidence="Win32_DeviceGuard.SecurityServicesRunning={running} (1 = Credential Guard), "
+             "VirtualMachineMigrationAuthenticationType=CredSSP")
+CREDENTIAL_GUARD_CONFIGURED = Kind(
+    "credential-guard-configured", WARNING, _C,
+    "Credential Guard is configured on {name} but not running yet: after the next reboot CredSSP "
+    "live migration from {name} fails",
+    fix="switch to Kerberos before rebooting: " + _KERBEROS_FIX,
+    evidence="Win32_DeviceGuard.SecurityServicesConfigured={configured}, "
+             "SecurityServicesRunning={running}")
+MIGRATION_FIREWALL_CLOSED = Kind(
+    "migration-firewall-closed", ERROR, _C,
+    "{name} {state}: incoming live migrations (TCP 6600) are refused (0x8007274D/0x8007274C)",
+    fix="on {name}: {fix_command} (hvlm never changes firewalls)",
+    evidence="Get-NetFirewallRule -Name {rule}: {found}")
 MIGRATION_DISABLED = Kind(
     "migration-disabled", WARNING, _C,
     "live migration is disabled on {name}: it neither sends nor receives",
@@ -191,6 +213,30 @@ VM_VERSION_UNSUPPORTED = Kind(
     "{count} VM(s) on {src} have a configuration version {dst} cannot run",
     fix="keep them off {dst}, or upgrade {dst}'s OS",
     evidence="Get-VM on {src}: {listed}; Get-VMHostSupportedVersion on {dst}: {supported}")
+_SPN_EVIDENCE = "servicePrincipalName of {account}: {spns}"
+MIGRATION_SPN_MISSING = Kind(
+    "migration-spn-missing", ERROR, _C,
+    "the computer account {account} lacks {missing}: Kerberos live migration to {name} fails "
+    "with 0x80090322",
+    fix="{commands} (the Hyper-V service registers them when it starts)",
+    evidence=_SPN_EVIDENCE)
+CIFS_SPN_MISSING = Kind(
+    "cifs-spn-missing", WARNING, _C,
+    "the computer account {account} has neither cifs/ nor HOST/ for {missing}: storage moves to "
+    "{name} fail", fix="{commands}", evidence=_SPN_EVIDENCE)
+SPN_DUPLICATE = Kind(
+    "spn-duplicate", ERROR, _C,
+    "SPNs of {name} are held by another account ({held}): the KDC cannot tell which account "
+    "they name, and migrations to {name} fail with 0x8009030D / 0x80090322",
+    fix="{commands}; setspn -X lists every duplicate in the domain",
+    evidence="{held}")
+DNSHOSTNAME_MISMATCH = Kind(
+    "dnshostname-mismatch", WARNING, _C,
+    "the computer account {account} has dNSHostName '{dns_host_name}', not the manifest's "
+    "'{fqdn}': the SPNs and delegation values hvlm uses name {fqdn}",
+    fix="correct the manifest's fqdn for {name}, or the account (Set-ADComputer {name} "
+        "-DNSHostName {fqdn}), then setspn -S \"{migration}/{fqdn}\" {name}",
+    evidence="dNSHostName={dns_host_name}")
 TICKETS_NOT_REFRESHED = Kind(
     "tickets-not-refreshed", WARNING, _P,
     "the delegation of {name} changes but {name} is not selected",
@@ -202,7 +248,9 @@ CATALOGUE: Mapping[str, Kind] = MappingProxyType({k.code: k for k in (
     NO_INCOMING_NETWORK, ANY_NETWORK, NETWORK_WITHOUT_ADDRESS, COMPUTER_ACCOUNT_MISSING,
     UNCONSTRAINED_DELEGATION, PROTOCOL_TRANSITION_MISSING, AUTHENTICATION_MISMATCH,
     DOMAIN_MISMATCH, DELEGATION_MISSING, STORAGE_DELEGATION_MISSING, VM_VERSION_UNSUPPORTED,
-    TICKETS_NOT_REFRESHED,
+    TICKETS_NOT_REFRESHED, CREDSSP_WITH_CREDENTIAL_GUARD, CREDENTIAL_GUARD_CONFIGURED,
+    MIGRATION_FIREWALL_CLOSED, MIGRATION_SPN_MISSING, CIFS_SPN_MISSING, SPN_DUPLICATE,
+    DNSHOSTNAME_MISMATCH,
 )})
 # Codes the planner reports in `hvlm plan` (check leaves them out in planned mode).
 PLANNER_CODES = frozenset(k.code for k in CATALOGUE.values() if k.judge is Judge.PLANNER)

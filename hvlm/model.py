@@ -235,3 +235,10 @@ def manifest_names(manifest: Manifest) -> frozenset[str]:
         names.add(host.name.lower())
         names.add(host.fqdn.lower())
     return frozenset(names)
+
+
+def host_spns(name: str, fqdn: str) -> tuple[str, ...]:
+    """The SPNs migrations to a host need on its computer account (DOMAIN.md): the migration
+    service and cifs (which AD serves from HOST/), short name and FQDN."""
+    classes = (DelegationService.MIGRATION.spn_class, DelegationService.CIFS.spn_class, "HOST")
+    return tuple(f"{c}/{form}" for c in classes for form in (name, fqdn))

@@ -63,6 +63,37 @@ class VirtualMachine:
     version: str  # configuration version, e.g. "10.0"
 
 
+CREDENTIAL_GUARD = 1  # Win32_DeviceGuard.SecurityServices*: 1 = Credential Guard
+MIGRATION_FIREWALL_RULE = "VIRT-MIGL-In-TCP-NoScope"  # "Hyper-V (MIG-TCP-In)", TCP 6600
+
+
+@dataclass(frozen=True)
+class DeviceGuard:
+    """Win32_DeviceGuard (root/Microsoft/Windows/DeviceGuard): the security services (uint32
+    arrays) configured and running."""
+
+    configured: tuple[int, ...] = ()
+    running: tuple[int, ...] = ()
+
+    @property
+    def credential_guard_running(self) -> bool:
+        return CREDENTIAL_GUARD in self.running
+
+    @property
+    def credential_guard_configured(self) -> bool:
+        return CREDENTIAL_GUARD in self.configured
+
+
+@dataclass(frozen=True)
+class FirewallRule:
+    """Get-NetFirewallRule -Name <name>: `exists` False when the host has no such rule."""
+
+    name: str
+    exists: bool
+    enabled: bool = False
+    display_name: str = ""
+
+
 @dataclass(frozen=True)
 class HostFacts:
     """What preflight needs; None where the host did not say (e.g. a cmdlet missing)."""
@@ -77,6 +108,11 @@ class HostFacts:
     addresses: tuple[IPInterface, ...] = ()
     vms: tuple[VirtualMachine, ...] = ()
     supported_versions: tuple[str, ...] = ()
+    # Win32_DeviceGuard; None when the class could not be read (device_guard_error says why).
+    device_guard: DeviceGuard | None = None
+    device_guard_error: str = ""
+    # The migration listener's rule (VIRT-MIGL-In-TCP-NoScope); None when not read.
+    migration_firewall: FirewallRule | None = None
 
     @property
     def is_server_2025_or_later(self) -> bool:
@@ -122,12 +158,28 @@ class DelegationState:
 
 
 @dataclass(frozen=True)
+class SpnHolder:
+    """An account that holds some of the fleet's SPNs (the duplicate search, one for the fleet)."""
+
+    dn: str
+    sam_account_name: str
+    spns: tuple[str, ...]  # only the fleet's SPNs it holds, as stored
+
+
+@dataclass(frozen=True)
 class DirectoryState:
     """The result of the one directory search: accounts found, and manifest hosts without one."""
 
     accounts: tuple[DelegationState, ...]
     missing: tuple[str, ...] = ()
     server: str = ""
+    # Every account holding one of the fleet's migration/cifs/HOST SPNs; None: not searched.
+    spn_holders: tuple[SpnHolder, ...] | None = None
+
+    def holders(self, spn: str) -> tuple[SpnHolder, ...]:
+        """The accounts holding `spn` (compared case-insensitively, as the KDC does)."""
+        wanted = spn.lower()
+        return tuple(h for h in self.spn_holders or () if any(s.lower() == wanted for s in h.spns))
 
     def account(self, name: str) -> DelegationState | None:
         wanted = name.upper()

@@ -13,8 +13,12 @@ from dataclasses import dataclass
 
 from ldap3.utils.conv import escape_filter_chars
 
-from hvlm.model import UAC_TRUSTED_FOR_DELEGATION, UAC_TRUSTED_TO_AUTH_FOR_DELEGATION
-from hvlm.state import DelegationState, DirectoryState
+from hvlm.model import (
+    UAC_TRUSTED_FOR_DELEGATION,
+    UAC_TRUSTED_TO_AUTH_FOR_DELEGATION,
+    host_spns,
+)
+from hvlm.state import DelegationState, DirectoryState, SpnHolder
 
 DELEGATE_TO = "msDS-AllowedToDelegateTo"
 UAC = "userAccountControl"
@@ -89,6 +93,38 @@ def parse_accounts(hosts: Sequence[str], entries: Iterable[RawEntry], server: st
     accounts = tuple(found[h.upper()] for h in hosts if h.upper() in found)
     missing = tuple(h for h in hosts if h.upper() not in found)
     return DirectoryState(accounts=accounts, missing=missing, server=server)
+
+
+# --- SPNs: one more search for the whole fleet ------------------------------------------------
+
+
+def fleet_spns(hosts: Iterable[tuple[str, str]]) -> tuple[str, ...]:
+    """Every host's SPNs, (name, fqdn) pairs in, without case-insensitive repeats."""
+    seen: dict[str, str] = {}
+    for name, fqdn in hosts:
+        for spn in host_spns(name, fqdn):
+            seen.setdefault(spn.lower(), spn)
+    return tuple(seen.values())
+
+
+def spn_filter(spns: Sequence[str]) -> str:
+    """One filter for the fleet: any object holding one of `spns` (escaped)."""
+    if not spns:
+        raise ValueError("no SPN to search for")
+    terms = "".join(f"(servicePrincipalName={escape_filter_chars(s)})" for s in spns)
+    return f"(|{terms})"
+
+
+def parse_spn_holders(spns: Sequence[str], entries: Iterable[RawEntry]) -> tuple[SpnHolder, ...]:
+    """Each entry that holds one of `spns`, with only those of its SPNs."""
+    wanted = {s.lower() for s in spns}
+    holders: list[SpnHolder] = []
+    for entry in entries:
+        held = tuple(s for s in _attribute(entry.attributes, "servicePrincipalName")
+                     if s.lower() in wanted)
+        if held:
+            holders.append(SpnHolder(entry.dn, _first(entry.attributes, "sAMAccountName"), held))
+    return tuple(holders)
 
 
 # --- writes ----------------------------------------------------------------------------------

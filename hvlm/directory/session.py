@@ -15,15 +15,16 @@ against the server's name, even when `address` says where to connect. Auth: `sim
 HVLM_LDAP_USER / HVLM_LDAP_PASSWORD, or `kerberos` (SASL GSSAPI from the ticket cache, service
 ldap/<server name>).
 
-Reads: ONE paged search (objectCategory=computer, OR of sAMAccountName=NAME$, escaped) whatever
-the number of hosts; `counters` lets tests assert it. Writes: ONE modify per computer object with
-MODIFY_ADD / MODIFY_DELETE of single values, never MODIFY_REPLACE; the protocol-transition bit
-is a guarded read-modify-write (delete the userAccountControl value read, add the new one, in
-the same modify: if someone changed it meanwhile the delete fails and nothing is overwritten).
-An LDAP modify is atomic and its error does not say which value failed: on
+Reads: ONE paged search (objectCategory=computer, OR of sAMAccountName=NAME$, escaped) whatever the
+number of hosts, and ONE more (`read_spn_holders`: OR of servicePrincipalName=...) for who holds
+the fleet's migration/cifs/HOST SPNs (duplicates); `counters` lets tests assert it. Writes: ONE
+modify per computer object with MODIFY_ADD / MODIFY_DELETE of single values, never MODIFY_REPLACE;
+the protocol-transition bit is a guarded read-modify-write (delete the userAccountControl value
+read, add the new one, in the same modify: if someone changed it meanwhile the delete fails and
+nothing is overwritten). An LDAP modify is atomic and its error does not say which value failed: on
 attributeOrValueExists / noSuchAttribute the session re-reads the object (one base search) and
-rebuilds the modify from what is there, so a value already added or already gone counts as done
-and a concurrent userAccountControl change is kept, not overwritten (at most MAX_ATTEMPTS).
+rebuilds the modify from what is there, so a value already added or already gone counts as done and
+a concurrent userAccountControl change is kept, not overwritten (at most MAX_ATTEMPTS).
 """
 
 from __future__ import annotations
@@ -49,11 +50,13 @@ from hvlm.directory.parse import (
     build_modify,
     parse_account,
     parse_accounts,
+    parse_spn_holders,
     search_filter,
+    spn_filter,
 )
 from hvlm.errors import CredentialsMissing, DirectoryError, DirectoryUnreachable
 from hvlm.model import DirectoryAuth, DirectoryServer, DirectorySpec
-from hvlm.state import DelegationState, DirectoryState
+from hvlm.state import DelegationState, DirectoryState, SpnHolder
 
 PAGE_SIZE = 1000  # AD's default MaxPageSize: 200 hosts are one request
 MAX_ATTEMPTS = 3
@@ -240,6 +243,14 @@ class DirectorySession:
         entries = self._call("search computer accounts",
                              lambda conn: self._search(conn, search_filter(hosts)))
         return parse_accounts(hosts, entries, self.server_name)
+
+    def read_spn_holders(self, spns: Sequence[str]) -> tuple[SpnHolder, ...]:
+        """Every object holding one of `spns`: ONE (paged) search for the whole fleet."""
+        if not spns:
+            return ()
+        entries = self._call("search SPN holders",
+                             lambda conn: self._search(conn, spn_filter(spns)))
+        return parse_spn_holders(spns, entries)
 
     def reread(self, account: DelegationState) -> DelegationState:
         """One base search of an account already found (after a failed modify)."""

@@ -27,7 +27,7 @@ from hvlm.errors import HvlmError
 from hvlm.hosts.parse import parse_subnet
 from hvlm.model import IPNetwork, MigrationNetwork, MigrationSettings
 from hvlm.settings import BY_ATTR, HOST_SETTINGS, SET_VMHOST
-from hvlm.state import MigrationState, ObservedNetwork
+from hvlm.state import MIGRATION_FIREWALL_RULE, MigrationState, ObservedNetwork
 
 ParameterValue = object  # str | int | bool | None (None = a switch)
 
@@ -78,6 +78,17 @@ GET_HYPERV_FEATURE = HostCommand("Get-WindowsFeature", (("Name", "Hyper-V"),))
 GET_IP_ADDRESSES = HostCommand("Get-NetIPAddress")
 GET_VMS = HostCommand("Get-VM")
 GET_SUPPORTED_VERSIONS = HostCommand("Get-VMHostSupportedVersion")
+# Credential Guard evidence (DOMAIN.md): SecurityServicesRunning/Configured containing 1.
+DEVICE_GUARD_NAMESPACE = "root/Microsoft/Windows/DeviceGuard"
+GET_DEVICE_GUARD = HostCommand(
+    "Get-CimInstance",
+    (("Namespace", DEVICE_GUARD_NAMESPACE), ("ClassName", "Win32_DeviceGuard")),
+)
+# The destination's migration listener (TCP 6600): "Hyper-V (MIG-TCP-In)". Read only: hvlm never
+# changes firewalls.
+GET_MIGRATION_FIREWALL_RULE = HostCommand(
+    "Get-NetFirewallRule", (("Name", MIGRATION_FIREWALL_RULE),)
+)
 
 # Everything the planner and the preflight need, as statements of ONE pipeline. The essential
 # two come first; Get-WindowsFeature (absent on client Windows, where a missing command fails the
@@ -90,6 +101,8 @@ READ_STATEMENTS: tuple[HostCommand, ...] = (
     GET_IP_ADDRESSES,
     GET_VMS,
     GET_SUPPORTED_VERSIONS,
+    GET_DEVICE_GUARD,
+    GET_MIGRATION_FIREWALL_RULE,
     GET_HYPERV_FEATURE,
 )
 

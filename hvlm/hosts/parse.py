@@ -22,6 +22,9 @@ from hvlm.hosts.records import RecordInfo, cmdlet_error, describe_record
 from hvlm.model import IPNetwork
 from hvlm.settings import HOST_SETTINGS, Reader
 from hvlm.state import (
+    MIGRATION_FIREWALL_RULE,
+    DeviceGuard,
+    FirewallRule,
     HostFacts,
     HostState,
     IPInterface,
@@ -44,6 +47,8 @@ class Kind(Enum):
     IP_ADDRESS = "Get-NetIPAddress"
     VM = "Get-VM"
     SUPPORTED_VERSION = "Get-VMHostSupportedVersion"
+    DEVICE_GUARD = "Get-CimInstance Win32_DeviceGuard"
+    FIREWALL_RULE = "Get-NetFirewallRule"
     OTHER = "other"
 
 
@@ -58,6 +63,8 @@ _CIM_CLASSES = {
     "win32_computersystem": Kind.COMPUTER_SYSTEM,
     "win32_operatingsystem": Kind.OPERATING_SYSTEM,
     "msft_netipaddress": Kind.IP_ADDRESS,
+    "win32_deviceguard": Kind.DEVICE_GUARD,
+    "msft_netfirewallrule": Kind.FIREWALL_RULE,
 }
 
 # Cmdlets of the read pipeline whose failure is fatal; the others only lose preflight facts.
@@ -68,6 +75,7 @@ READ_CMDLETS = ESSENTIAL_CMDLETS + (
     "Get-NetIPAddress",
     "Get-VM",
     "Get-VMHostSupportedVersion",
+    "Get-NetFirewallRule",
 )
 
 
@@ -259,6 +267,9 @@ class _Collected:
     addresses: list[IPInterface] | None = None
     vms: list[VirtualMachine] | None = None
     versions: list[str] | None = None
+    device_guard: DeviceGuard | None = None
+    device_guard_error: str = ""
+    firewall_rule: FirewallRule | None = None
 
 
 def parse_host_state(
@@ -271,8 +282,9 @@ def parse_host_state(
     `failed`: a terminating error stopped the pipeline (its record is the last of `errors`).
     """
     warnings: list[str] = []
-    _check_errors(name, list(errors), warnings, failed)
     got = _Collected()
+    records = _security_records(got, list(errors), failed)
+    _check_errors(name, records, warnings, failed)
     for obj in output:
         try:
             _collect(got, obj)
@@ -330,6 +342,12 @@ def _collect(got: _Collected, obj: object) -> None:
         got.vms = (got.vms or []) + [parse_vm(obj)]
     elif kind is Kind.SUPPORTED_VERSION:
         got.versions = (got.versions or []) + [_text(prop(obj, "Version"))]
+    elif kind is Kind.DEVICE_GUARD:
+        got.device_guard = parse_device_guard(obj)
+    elif kind is Kind.FIREWALL_RULE:
+        rule = parse_firewall_rule(obj)
+        if rule.name.lower() == MIGRATION_FIREWALL_RULE.lower():
+            got.firewall_rule = rule
 
 
 def _unique(networks: list[ObservedNetwork]) -> tuple[ObservedNetwork, ...]:
@@ -363,4 +381,74 @@ def _facts(got: _Collected) -> HostFacts:
         addresses=tuple(got.addresses or ()),
         vms=tuple(got.vms or ()),
         supported_versions=tuple(got.versions or ()),
+        device_guard=got.device_guard,
+        device_guard_error=got.device_guard_error if got.device_guard is None else "",
+        migration_firewall=got.firewall_rule,
     )
+
+
+# -- Credential Guard and the migration firewall rule (issue 14) ------------------------------
+
+_NOT_FOUND = "cmdletizationquery_notfound"  # Get-NetFirewallRule -Name <missing>: ObjectNotFound
+
+
+def parse_device_guard(obj: object) -> DeviceGuard:
+    """Win32_DeviceGuard: SecurityServicesConfigured / SecurityServicesRunning are uint32[]
+    (absent or <Nil/>: none)."""
+    return DeviceGuard(
+        configured=_uint_list(prop(obj, "SecurityServicesConfigured")),
+        running=_uint_list(prop(obj, "SecurityServicesRunning")),
+    )
+
+
+def _uint_list(value: object) -> tuple[int, ...]:
+    if value is None:
+        return ()
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return tuple(parse_int(item) for item in items)
+
+
+def parse_firewall_rule(obj: object) -> FirewallRule:
+    """MSFT_NetFirewallRule: Enabled is the cmdletization enum Enabled (True = 1, False = 2),
+    read by name, else by its integer; a plain bool or text is accepted too."""
+    return FirewallRule(
+        name=_text(prop(obj, "Name")),
+        exists=True,
+        enabled=_rule_enabled(prop(obj, "Enabled")),
+        display_name=_text(prop(obj, "DisplayName")),
+    )
+
+
+def _rule_enabled(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    name = enum_name(value).strip().lower()
+    if name in ("true", "false"):
+        return name == "true"
+    number = enum_int(value)
+    if number is None and name.isdigit():
+        number = int(name)
+    if number in (1, 2):
+        return number == 1
+    raise ValueError(f"unknown Enabled value {enum_name(value)!r}")
+
+
+def _security_records(got: _Collected, records: list[object], failed: bool) -> list[object]:
+    """Take out the records that are facts, not read failures: Get-NetFirewallRule's ObjectNotFound
+    (the rule does not exist) and Get-CimInstance's failure on Win32_DeviceGuard (the class cannot
+    be read: the OS-build guess stands in). A terminating record always stays a failure."""
+    kept: list[object] = []
+    for index, record in enumerate(records):
+        if failed and index == len(records) - 1:
+            kept.append(record)
+            continue
+        info = describe_record(record, READ_CMDLETS)
+        if info.cmdlet == "Get-NetFirewallRule" and info.error_id.lower().startswith(_NOT_FOUND) \
+                and MIGRATION_FIREWALL_RULE.lower() in (info.target + info.message).lower():
+            got.firewall_rule = got.firewall_rule or FirewallRule(MIGRATION_FIREWALL_RULE, False)
+        elif info.cmdlet == "Get-CimInstance" and "deviceguard" in (
+                info.target + info.message).lower():
+            got.device_guard_error = info.message
+        else:
+            kept.append(record)
+    return kept

@@ -7,6 +7,9 @@ both services, protocol transition, VMs at 10.0) and changes what it needs:
     manifest:   replaces keys of the clean manifest document (parsed by hvlm.manifest)
     hosts:      {HV01: {field: value}} merged over the clean observed host; {error: "..."} = unread
     accounts:   {HV01: {field: value}} merged over the clean account; {missing: true}
+                (spns: the account's servicePrincipalName, default the SPNs a Hyper-V host registers;
+                dns: its dNSHostName)
+    holders:    {OTHER$: [spn, ...]} other accounts the fleet's SPN search finds
     directory:  null = the directory could not be read
     mode:       live (default) | planned
     expect:     [[severity, subject, code], ...] (exactly these, any order)
@@ -30,12 +33,16 @@ from hvlm.model import UAC_TRUSTED_FOR_DELEGATION, UAC_TRUSTED_TO_AUTH_FOR_DELEG
 from hvlm.plan import Finding
 from hvlm.render import findings_document, render_findings
 from hvlm.state import (
+    MIGRATION_FIREWALL_RULE,
     DelegationState,
+    DeviceGuard,
     DirectoryState,
+    FirewallRule,
     HostFacts,
     HostState,
     MigrationState,
     ObservedNetwork,
+    SpnHolder,
     VirtualMachine,
 )
 
@@ -68,13 +75,20 @@ def clean_host(index: int) -> dict[str, Any]:
         "os_build": "20348", "os_caption": "Microsoft Windows Server 2022 Datacenter",
         "hyperv": True, "addresses": [f"192.168.10.{10 + index}/24", "127.0.0.1/8"],
         "vms": [[f"vm{index}", "10.0"]], "supported": V2022, "warnings": [],
+        "guard": {"configured": [], "running": []}, "guard_error": "", "firewall": "enabled",
     }
 
 
 def clean_account(manifest: Manifest, name: str) -> dict[str, Any]:
     spec = manifest.host(name)
     return {"uac": WORKSTATION | UAC_TRUSTED_TO_AUTH_FOR_DELEGATION, "to": list(spec.peers),
-            "forms": ["short", "fqdn"], "services": ["migration", "cifs"], "extra": []}
+            "forms": ["short", "fqdn"], "services": ["migration", "cifs"], "extra": [],
+            "spns": hyperv_spns(spec.name, spec.fqdn), "dns": spec.fqdn}
+
+
+def hyperv_spns(name: str, fqdn: str) -> list[str]:
+    """What a Hyper-V host's computer account holds (HOST/ serves cifs/)."""
+    return [f"HOST/{name}", f"HOST/{fqdn}", f"{MIGRATION}/{name}", f"{MIGRATION}/{fqdn}"]
 
 
 CASES = yaml.safe_load(r"""
@@ -170,14 +184,99 @@ CASES = yaml.safe_load(r"""
   accounts: {HV01: {uac: 0x1081000}}
   expect: [[error, directory/HV01, unconstrained-delegation]]
 
-- id: credssp-on-2025
+- id: credssp-on-2025-without-device-guard-is-a-guess
   manifest: {hosts: [{name: HV01}, {name: HV02}], groups: [{name: g, hosts: [HV01, HV02]}]}
   hosts:
-    HV01: {authentication: CredSSP, os_build: "26100",
+    HV01: {authentication: CredSSP, os_build: "26100", guard: null, guard_error: Invalid class,
            os_caption: Microsoft Windows Server 2025 Datacenter, supported: [8.0, 10.0, 12.0]}
     HV02: {authentication: CredSSP}
   accounts: {HV01: {to: []}, HV02: {to: []}}
-  expect: [[error, host/HV01, credssp-on-server-2025]]
+  expect: [[warning, host/HV01, credssp-on-server-2025]]
+
+- id: credssp-on-2025-without-credential-guard-is-clean
+  manifest: {hosts: [{name: HV01}, {name: HV02}], groups: [{name: g, hosts: [HV01, HV02]}]}
+  hosts:
+    HV01: {authentication: CredSSP, os_build: "26100", supported: [8.0, 10.0, 12.0]}
+    HV02: {authentication: CredSSP}
+  accounts: {HV01: {to: []}, HV02: {to: []}}
+  expect: []
+
+- id: credssp-with-credential-guard-running
+  manifest: {hosts: [{name: HV01}, {name: HV02}], groups: [{name: g, hosts: [HV01, HV02]}]}
+  hosts:
+    HV01: {authentication: CredSSP, guard: {configured: [1, 2], running: [1, 2]}}
+    HV02: {authentication: CredSSP}
+  accounts: {HV01: {to: []}, HV02: {to: []}}
+  expect: [[error, host/HV01, credssp-with-credential-guard]]
+
+- id: credential-guard-configured-not-running
+  manifest: {hosts: [{name: HV01}, {name: HV02}], groups: [{name: g, hosts: [HV01, HV02]}]}
+  hosts:
+    HV01: {authentication: CredSSP, guard: {configured: [1], running: []}}
+    HV02: {authentication: CredSSP, guard: {configured: [2], running: [2]}}  # HVCI only
+  accounts: {HV01: {to: []}, HV02: {to: []}}
+  expect: [[warning, host/HV01, credential-guard-configured]]
+
+- id: credential-guard-with-kerberos-is-clean
+  hosts: {HV01: {guard: {configured: [1], running: [1]}}, HV02: {guard: null}}
+  expect: []
+
+- id: migration-firewall-disabled
+  hosts: {HV02: {firewall: disabled}}
+  expect: [[error, host/HV02, migration-firewall-closed]]
+
+- id: migration-firewall-missing
+  hosts: {HV03: {firewall: missing}}
+  expect: [[error, host/HV03, migration-firewall-closed]]
+
+- id: migration-firewall-unknown-or-not-receiving-is-not-judged
+  manifest: {groups: [{name: g, hosts: [HV01, HV02]}]}
+  hosts: {HV01: {firewall: null}, HV03: {firewall: disabled}}
+  accounts: {HV03: {to: []}}
+  expect: []
+
+- id: migration-firewall-of-a-disabled-host-is-not-judged
+  hosts: {HV01: {enabled: false, firewall: disabled}}
+  expect: [[warning, host/HV01, migration-disabled]]
+
+- id: migration-spn-missing
+  accounts: {HV02: {spns: [HOST/HV02, HOST/hv02.lab.example,
+                           "Microsoft Virtual System Migration Service/hv02.lab.example"]}}
+  expect: [[error, directory/HV02, migration-spn-missing]]
+
+- id: migration-spn-compared-case-insensitively
+  accounts: {HV02: {spns: [host/hv02, HOST/HV02.LAB.EXAMPLE,
+                           "microsoft virtual system migration service/hv02",
+                           "MICROSOFT VIRTUAL SYSTEM MIGRATION SERVICE/HV02.LAB.EXAMPLE"]}}
+  expect: []
+
+- id: cifs-spn-missing
+  accounts: {HV03: {spns: [HOST/HV03, "Microsoft Virtual System Migration Service/HV03",
+                           "Microsoft Virtual System Migration Service/hv03.lab.example"]}}
+  expect: [[warning, directory/HV03, cifs-spn-missing]]
+
+- id: cifs-spn-counts-as-well-as-host
+  accounts: {HV03: {spns: [cifs/HV03, cifs/hv03.lab.example,
+                           "Microsoft Virtual System Migration Service/HV03",
+                           "Microsoft Virtual System Migration Service/hv03.lab.example"]}}
+  expect: []
+
+- id: spns-of-a-host-without-peers-are-not-required
+  manifest: {groups: [{name: g, hosts: [HV01, HV02]}]}
+  accounts: {HV03: {to: [], spns: []}}
+  expect: []
+
+- id: spn-duplicate
+  holders: {HV03$: ["Microsoft Virtual System Migration Service/HV02"]}
+  expect: [[error, directory/HV02, spn-duplicate]]
+
+- id: spn-duplicate-of-an-account-outside-the-fleet
+  holders: {SQL01$: [cifs/hv01.lab.example]}
+  expect: [[error, directory/HV01, spn-duplicate]]
+
+- id: dnshostname-mismatch
+  accounts: {HV01: {dns: hv01.other.example}}
+  expect: [[warning, directory/HV01, dnshostname-mismatch]]
 
 - id: kerberos-on-2025-is-clean
   hosts: {HV01: {os_build: "26100", supported: [8.0, 9.0, 10.0, 11.0, 12.0]}}
@@ -282,10 +381,10 @@ CASES = yaml.safe_load(r"""
   mode: planned
   manifest: {hosts: [{name: HV01}, {name: HV02, migration: {authentication: CredSSP}}],
              groups: [{name: g, hosts: [HV01, HV02]}]}
-  hosts: {HV02: {os_build: "26100"}}
+  hosts: {HV02: {os_build: "26100", guard: {configured: [1], running: [1]}}}
   accounts: {HV01: {to: []}, HV02: {to: []}}
   expect:
-    - [error, host/HV02, credssp-on-server-2025]
+    - [error, host/HV02, credssp-with-credential-guard]
     - [error, HV01<->HV02, authentication-mismatch]
 
 - id: planned-undeclared-authentication-keeps-what-is-live
@@ -327,6 +426,11 @@ def build_host(name: str, doc: Mapping[str, Any]) -> HostState:
         addresses=tuple(ipaddress.ip_interface(a) for a in doc["addresses"]),
         vms=tuple(VirtualMachine(vm, str(version)) for vm, version in doc["vms"]),
         supported_versions=tuple(str(v) for v in doc["supported"]),
+        device_guard=None if doc["guard"] is None else DeviceGuard(
+            tuple(doc["guard"]["configured"]), tuple(doc["guard"]["running"])),
+        device_guard_error=doc["guard_error"],
+        migration_firewall=None if doc["firewall"] is None else FirewallRule(
+            MIGRATION_FIREWALL_RULE, doc["firewall"] != "missing", doc["firewall"] == "enabled"),
     )
     return HostState(name, _enums(migration), facts, tuple(doc["warnings"]))
 
@@ -350,7 +454,7 @@ def build_account(manifest: Manifest, name: str, doc: Mapping[str, Any]) -> Dele
                 values.append(f"{classes[service]}/{spec.name if form == 'short' else spec.fqdn}")
     return DelegationState(
         name=name, dn=f"CN={name},CN=Computers,DC=lab,DC=example", sam_account_name=f"{name}$",
-        dns_host_name=f"{name.lower()}.lab.example", service_principal_names=(f"HOST/{name}",),
+        dns_host_name=doc["dns"], service_principal_names=tuple(doc["spns"]),
         user_account_control=doc["uac"], allowed_to_delegate_to=tuple(values + doc["extra"]),
     )
 
@@ -383,7 +487,11 @@ def build_case(case: Mapping[str, Any]) -> tuple[Manifest, Observed]:
         else:
             doc = {**clean_account(manifest, spec.name), **patch}
             accounts.append(build_account(manifest, spec.name, doc))
-    observed.directory = DirectoryState(tuple(accounts), tuple(missing), "dc1")
+    holders = [SpnHolder(a.dn, a.sam_account_name, a.service_principal_names) for a in accounts]
+    holders += [SpnHolder(f"CN={sam.rstrip('$')},CN=Computers,DC=lab,DC=example", sam,
+                          tuple(spns)) for sam, spns in (case.get("holders") or {}).items()]
+    observed.directory = DirectoryState(tuple(accounts), tuple(missing), "dc1",
+                                        spn_holders=tuple(holders))
     return manifest, observed
 
 

@@ -56,6 +56,8 @@ def test_read_is_one_statement_per_cmdlet_with_parameters_only() -> None:
         "Get-NetIPAddress",
         "Get-VM",
         "Get-VMHostSupportedVersion",
+        "Get-CimInstance -Namespace root/Microsoft/Windows/DeviceGuard -ClassName Win32_DeviceGuard",
+        "Get-NetFirewallRule -Name VIRT-MIGL-In-TCP-NoScope",
         "Get-WindowsFeature -Name Hyper-V",
     ]
 
