@@ -5,6 +5,7 @@ records of the read pipeline) call here; everything above them (the reconciler, 
 sees hvlm.errors types:
 
     requests ConnectionError / timeouts / SSLError  -> HostUnreachable
+    BadAnswer (hvlm.hosts.transport refused it)      -> HostError
     pypsrp AuthenticationError (HTTP 401), SPNEGO    -> HostAuthError
     WSManFaultError / WinRMTransportError / others   -> HostError
     PowerShell ErrorRecord (terminating or not)      -> CmdletError
@@ -49,6 +50,11 @@ from hvlm.hosts.records import (  # re-exported: the record half of the mapping
 from hvlm.model import ConnectionSpec, Transport, WinRMAuth
 
 
+class BadAnswer(Exception):
+    """A host's answer hvlm refuses to read (hvlm.hosts.transport): too large, not complete in
+    time, not UTF-8, malformed XML, a DTD (entity expansion), invalid CLIXML or PSRP framing."""
+
+
 def _optional(module: str, name: str) -> tuple[type[Exception], ...]:
     """An exception class of a library of the `kerberos` extra, if it is installed."""
     try:
@@ -75,6 +81,7 @@ BACKEND_ERRORS: tuple[type[Exception], ...] = (
     OSError,  # requests (connect/read timeouts, TLS, dropped connections), socket, ssl
     urllib3.exceptions.HTTPError,  # what requests lets through
     ParseError,  # a response body that is not XML
+    BadAnswer,  # an answer refused by hvlm's own transport (size, time, XML, CLIXML)
     *_AUTH_ERRORS,
 )
 
@@ -83,6 +90,9 @@ def map_exception(exc: BaseException, host: str, step: str, spec: ConnectionSpec
     """Map one of BACKEND_ERRORS to one HostError subclass (one clear line)."""
     if isinstance(exc, HostError):
         return exc
+    if isinstance(exc, BadAnswer):
+        return HostError(host, step, f"refused the host's answer: {exc}",
+                         hint="the host answered something that is not WSMan/PSRP as expected")
     if isinstance(exc, AuthenticationError):
         return HostAuthError(
             host,

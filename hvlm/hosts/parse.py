@@ -171,7 +171,11 @@ def parse_bool(value: object) -> bool:
 def parse_int(value: object) -> int:
     number = enum_int(value)
     if number is None:
-        number = int(enum_name(value).strip())
+        text = enum_name(value).strip()
+        try:
+            number = int(text)
+        except ValueError:
+            raise ValueError(f"not an integer: {text[:40]!r}") from None
     return number
 
 

@@ -25,13 +25,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import structlog
-from pypsrp.powershell import PowerShell, RunspacePool
-from pypsrp.wsman import NAMESPACES, WSMan, WSManAction
+from pypsrp.wsman import WSMan
 
 from hvlm.errors import CredentialsMissing, HostError, HostUnreachable
 from hvlm.hosts.commands import READ_STATEMENTS, HostCommand, restore_commands
 from hvlm.hosts.errors import (
     BACKEND_ERRORS,
+    BadAnswer,
     is_transient,
     map_exception,
     plain_http_basic_refused,
@@ -40,6 +40,7 @@ from hvlm.hosts.errors import (
 )
 from hvlm.hosts.parse import parse_host_state
 from hvlm.hosts.records import PASSWORD_VARIABLE, USER_VARIABLE
+from hvlm.hosts.transport import Limits, PsrpClient, harden
 from hvlm.hosts.write import (
     ApplyResult,
     PipelineResult,
@@ -89,27 +90,6 @@ class Credentials:
 # -- transport ----------------------------------------------------------------------------------
 
 
-class _WSMan(WSMan):
-    """pypsrp's WSMan, but a Receive that timed out is not sent again five times.
-
-    pypsrp retries a Receive on read timeout (for a bounced network adapter); against a hung host
-    that multiplies the wait. hvlm's own bounded retry (connection faults only) covers the rest.
-    """
-
-    def receive(
-        self,
-        resource_uri: str,
-        resource: Any,
-        option_set: Any = None,
-        selector_set: Any = None,
-        timeout: int | None = None,
-    ) -> Any:
-        res = self.invoke(
-            WSManAction.RECEIVE, resource_uri, resource, option_set, selector_set, timeout
-        )
-        return res.find("s:Body", namespaces=NAMESPACES)
-
-
 def _seconds(value: float) -> int | float:
     return int(value) if float(value).is_integer() else value
 
@@ -153,14 +133,19 @@ def build_wsman(
         options["username"] = credentials.username
     if credentials.password is not None:
         options["password"] = credentials.password
-    wsman = _WSMan(spec.address, **options)
-    # Build the requests.Session now, in this thread, and stop requests from re-reading proxy
-    # settings from the environment on every request (no_proxy already decided them): that scan
-    # cost more client CPU per host than parsing the whole read. pypsrp==0.9.1 is pinned.
-    transport = wsman.transport
-    transport.session = transport._build_session()
-    transport.session.trust_env = False
+    wsman = WSMan(spec.address, **options)
+    # Build the requests.Session now, in this thread: no environment lookup per request (no_proxy
+    # already decided the proxies), the run's one TLS context, every answer bounded in size and
+    # time (hvlm.hosts.transport). pypsrp==0.9.1 is pinned.
+    harden(wsman, options["cert_validation"], answer_limits(spec))
     return wsman
+
+
+def answer_limits(spec: ConnectionSpec) -> Limits:
+    """One answer may take at most the read timeout in all (a Receive long-polls up to the
+    operation timeout, which read_timeout outlasts), one socket read as long."""
+    seconds = read_timeout(spec)
+    return Limits(total_seconds=seconds, read_seconds=seconds)
 
 
 # -- the session ----------------------------------------------------------------------------------
@@ -179,7 +164,7 @@ class HostSession:
         self.connection = spec.connection
         self._credentials = credentials
         self._wsman: WSMan | None = None
-        self._pool: RunspacePool | None = None
+        self._pool: PsrpClient | None = None
         self._broken = False
         self._log = log.bind(host=spec.name)
         self.last_read: HostState | None = None  # the latest successful read of this session
@@ -204,9 +189,9 @@ class HostSession:
         wsman = build_wsman(self.connection, credentials, self.name, self.spec.fqdn)
         self._wsman = wsman
 
-        def attempt() -> RunspacePool:
-            pool = RunspacePool(wsman)
-            pool.open()
+        def attempt() -> PsrpClient:
+            pool = PsrpClient(wsman, self.connection.timeouts.operation_seconds)
+            pool.open_pool()
             return pool
 
         try:
@@ -245,16 +230,15 @@ class HostSession:
         pool = self._pool
 
         def attempt() -> PipelineResult:
-            ps = PowerShell(pool)
+            statements: list[HostCommand] = []
             for command in commands:
-                _add(ps, command)
-                ps.add_statement()
-            ps.invoke()
+                _add(statements, command)
+            ran = pool.run(statements)
             return PipelineResult(
-                output=tuple(ps.output),
-                errors=tuple(ps.streams.error),
-                warnings=tuple(_text(w) for w in ps.streams.warning),
-                failed=bool(ps.had_errors),
+                output=tuple(ran.output),
+                errors=tuple(ran.errors),
+                warnings=tuple(_text(w) for w in ran.warnings),
+                failed=ran.failed,
             )
 
         return self._call(step, attempt)
@@ -324,17 +308,14 @@ class HostSession:
                     time.sleep(delay)
                     continue
                 error = map_exception(exc, self.name, step, self.connection)
-                if isinstance(error, HostUnreachable):
+                if isinstance(error, HostUnreachable) or isinstance(exc, BadAnswer):
                     self._broken = True
                 raise error from exc
 
 
-def _add(ps: PowerShell, command: HostCommand) -> None:
-    ps.add_cmdlet(command.cmdlet)
-    for name, value in command.parameters:
-        ps.add_parameter(name, value)
-    for argument in command.arguments:
-        ps.add_argument(argument)
+def _add(statements: list[HostCommand], command: HostCommand) -> None:
+    """One statement of the pipeline being built (each travels as AddCommand/AddParameter)."""
+    statements.append(command)
 
 
 def _text(record: object) -> str:

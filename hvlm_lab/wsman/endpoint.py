@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextvars
 import enum
 import ssl
 import uuid
@@ -20,7 +21,7 @@ from collections.abc import Awaitable, Callable
 
 from hvlm_lab.cmdlets import CmdletHost
 from hvlm_lab.wsman.auth import Authenticator, ConnectionAuth, unauthorized
-from hvlm_lab.wsman.faults import FaultSpec, HostStats
+from hvlm_lab.wsman.faults import HUGE_BODY_BYTES, FaultSpec, HostStats, hostile_body, streamed
 from hvlm_lab.wsman.httpserver import (
     BadRequest,
     Request,
@@ -53,6 +54,10 @@ from hvlm_lab.wsman.soap import (
 )
 
 _SOAP = (("Content-Type", "application/soap+xml;charset=UTF-8"),)
+# Set by _receive when this connection's current answer must be streamed as a hostile one.
+_HOSTILE_STREAM: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "hostile_stream", default=None
+)
 
 
 class _Disposition(enum.Enum):
@@ -94,6 +99,7 @@ class HostEndpoint:
         self._fragment_size = fragment_size
         self._requests_since_fault = 0
         self._dropped_once = False
+        self._pipeline_receives = 0
         self._shells: dict[str, PsrpShell] = {}
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
@@ -125,6 +131,7 @@ class HostEndpoint:
         self.faults = spec
         self._requests_since_fault = 0
         self._dropped_once = False
+        self._pipeline_receives = 0
 
     # --- connections --------------------------------------------------------------------------
 
@@ -164,7 +171,12 @@ class HostEndpoint:
                 return True
             if request is None:
                 return True
+            _HOSTILE_STREAM.set(None)
             answer = await self._serve(request, auth, client_ip)
+            hostile = _HOSTILE_STREAM.get()
+            if hostile is not None and isinstance(answer, Response):
+                await _stream_hostile(writer, hostile, answer)
+                return False
             if answer is _Disposition.HANG:
                 while await reader.read(65536):
                     pass
@@ -295,7 +307,17 @@ class HostEndpoint:
         if got is None:
             return operation_timeout()
         chunks, done = got
-        return receive_response(env, command_id, chunks, done)
+        body = receive_response(env, command_id, chunks, done)
+        hostile = self.faults.hostile_answer
+        if command_id is None or hostile is None:
+            return body
+        self._pipeline_receives += 1
+        if self._pipeline_receives < self.faults.hostile_from_pipeline:
+            return body
+        if streamed(hostile):
+            _HOSTILE_STREAM.set(hostile)
+            return body
+        return hostile_body(hostile, body)
 
     async def _command(self, env: Envelope) -> bytes | Fault:
         shell = self._shell(env)
@@ -328,3 +350,28 @@ class HostEndpoint:
         del self._shells[shell.shell_id]
         await shell.close()
         return empty_response(env, Action.DELETE)
+
+
+async def _stream_hostile(writer: asyncio.StreamWriter, kind: str, answer: Response) -> None:
+    """huge-body: 200 MB, chunked (no length to refuse up front); trickle: the real answer, one
+    byte a second. Both end when the client gives up (the connection is then aborted)."""
+    head = [f"HTTP/1.1 {answer.status} OK", "Server: Microsoft-HTTPAPI/2.0"]
+    head += [f"{k}: {v}" for k, v in answer.headers]
+    if kind == "huge-body":
+        head.append("Transfer-Encoding: chunked")
+    else:
+        head.append(f"Content-Length: {len(answer.body)}")
+    writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+    await writer.drain()
+    if kind == "huge-body":
+        chunk = b"<rsp:Stream>" + b"A" * (1024 * 1024 - 12)
+        for _ in range(HUGE_BODY_BYTES // len(chunk)):
+            writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            await writer.drain()
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        return
+    for index in range(len(answer.body)):
+        writer.write(answer.body[index : index + 1])
+        await writer.drain()
+        await asyncio.sleep(1.0)

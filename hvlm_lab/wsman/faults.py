@@ -8,7 +8,10 @@ HTTP request, every WSMan action and every cmdlet with its parameters; `snapshot
 
 from __future__ import annotations
 
+import base64
 import enum
+import re
+import struct
 import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -35,6 +38,18 @@ class CmdletFault:
         return cls(**_known(cls, data))
 
 
+HOSTILE_ANSWERS = (
+    "huge-body",
+    "malformed-xml",
+    "entity-expansion",
+    "wrong-type",
+    "unknown-enum",
+    "missing-property",
+    "invalid-utf8",
+    "trickle",
+)
+
+
 @dataclass(frozen=True)
 class FaultSpec:
     """What goes wrong on one host. The default value is a healthy host.
@@ -48,6 +63,12 @@ class FaultSpec:
     cmdlet_faults: cmdlets that fail with a given message (terminating or not).
     hang: every request is read and never answered (client timeouts).
     refuse_auth: every request gets 401, whatever the credentials.
+    hostile_answer: the answer to a pipeline's Receive (the host's read, after the pool opened)
+        is one of HOSTILE_ANSWERS: "huge-body" (200 MB, chunked, no length), "malformed-xml",
+        "entity-expansion" (a billion-laughs DTD), "wrong-type" (a string where Get-VMHost has
+        UInt32), "unknown-enum" (an enum value that does not exist), "missing-property"
+        (MaximumStorageMigrations left out), "invalid-utf8" (in a CLIXML string), "trickle"
+        (the real answer, one byte a second).
     """
 
     latency_ms: float = 0.0
@@ -57,6 +78,13 @@ class FaultSpec:
     cmdlet_faults: tuple[CmdletFault, ...] = ()
     hang: bool = False
     refuse_auth: bool = False
+    hostile_answer: str | None = None
+    hostile_from_pipeline: int = 1  # 1: the read on; 2: the write on; 3: the verification read
+
+    def __post_init__(self) -> None:
+        if self.hostile_answer is not None and self.hostile_answer not in HOSTILE_ANSWERS:
+            known = ", ".join(HOSTILE_ANSWERS)
+            raise ValueError(f"unknown hostile_answer {self.hostile_answer!r}; one of {known}")
 
     def cmdlet_fault(self, cmdlet: str) -> CmdletFault | None:
         wanted = cmdlet.lower()
@@ -183,3 +211,67 @@ class HostStats:
                 "action_counts": counts,
                 "cmdlets": [dict(r) for r in c.cmdlets],
             }
+
+
+# -- hostile answers (issue 13, item 7): what a broken or compromised host could send ---------
+
+HUGE_BODY_BYTES = 200 * 1024 * 1024
+_STREAMED = ("huge-body", "trickle")  # written by the endpoint itself, not as a body
+
+
+def streamed(kind: str | None) -> bool:
+    return kind in _STREAMED
+
+
+def billion_laughs() -> bytes:
+    """An envelope whose DTD expands one entity to 10**9 'lol's (about 3 GB)."""
+    entities = ['<!ENTITY lol0 "lol">'] + [
+        f'<!ENTITY lol{i} "{("&lol" + str(i - 1) + ";") * 10}">' for i in range(1, 10)
+    ]
+    return (
+        '<?xml version="1.0"?><!DOCTYPE s:Envelope [' + "".join(entities) + "]>"
+        '<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Header/>'
+        "<s:Body>&lol9;</s:Body></s:Envelope>"
+    ).encode()
+
+
+_CLIXML_EDITS: dict[str, tuple[bytes, bytes]] = {
+    "wrong-type": (
+        rb'<U32 N="MaximumVirtualMachineMigrations">\d+</U32>',
+        b'<S N="MaximumVirtualMachineMigrations">lots</S>',
+    ),
+    "unknown-enum": (
+        rb'(N="VirtualMachineMigrationPerformanceOption"><I32>)\d+(</I32>.*?<ToString>)[^<]*',
+        rb"\g<1>42\g<2>Teleport",
+    ),
+    "missing-property": (rb'<U32 N="MaximumStorageMigrations">\d+</U32>', b""),
+    "invalid-utf8": (rb'(<S N="ComputerName">)', b"\\g<1>\xff\xfe\xc3\x28"),
+}
+
+
+def hostile_body(kind: str, body: bytes) -> bytes:
+    """The real Receive answer `body` made hostile (kinds answered as a body, not streamed)."""
+    if kind == "malformed-xml":
+        return body[: len(body) // 2] + b"<rsp:Stream Name='stdout'>&bogus;<</s:Envelope"
+    if kind == "entity-expansion":
+        return billion_laughs()
+    pattern, replacement = _CLIXML_EDITS[kind]
+    return re.sub(
+        rb"(<rsp:Stream[^>]*>)([A-Za-z0-9+/=]+)(</rsp:Stream>)",
+        lambda m: m.group(1) + _edit_fragments(m.group(2), pattern, replacement) + m.group(3),
+        body,
+    )
+
+
+def _edit_fragments(text: bytes, pattern: bytes, replacement: bytes) -> bytes:
+    """Edit the CLIXML of every whole PSRP message (one fragment) in one base64 stream."""
+    data = base64.b64decode(text)
+    out, offset = [], 0
+    while offset < len(data):
+        object_id, fragment_id, flags, length = struct.unpack_from(">QQBI", data, offset)
+        blob = data[offset + 21 : offset + 21 + length]
+        offset += 21 + length
+        if flags == 3:
+            blob = blob[:40] + re.sub(pattern, replacement, blob[40:], flags=re.DOTALL)
+        out.append(struct.pack(">QQBI", object_id, fragment_id, flags, len(blob)) + blob)
+    return base64.b64encode(b"".join(out))

@@ -1,0 +1,140 @@
+"""Hostile host answers (issue 13, item 7): a host that answers garbage cannot hurt hvlm.
+
+One of three lab hosts (HV02) answers its pipeline's Receive with a hostile answer
+(hvlm_lab.wsman.faults.HOSTILE_ANSWERS): a 200 MB body, malformed XML, an entity-expansion DTD,
+CLIXML with wrong types (a string for a UInt32, an unknown enum value, a missing property),
+invalid UTF-8, or the real answer trickled one byte a second. For each, `python -m hvlm plan`
+(a subprocess, so its time and peak RSS are its own) must:
+- report HV02 unread with a one-line reason, within the configured timeouts (read 3 s);
+- stay under 300 MB of RSS (ru_maxrss of the child, from os.wait4);
+- read and plan HV01 and HV03 normally;
+and `hvlm apply` must write nothing on HV02 (read fault) or stop at its verification (verify fault).
+Run inside a private network namespace:
+    tests/isolated.sh .venv/bin/python -m pytest tests/hostile/test_host_answers.py -q
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from hvlm_lab.runner.process import LabProcess, start_process
+from hvlm_lab.wsman.faults import HOSTILE_ANSWERS, FaultSpec
+
+pytestmark = [pytest.mark.lab]
+REPO = Path(__file__).resolve().parents[2]
+BAD, GOOD = "HV02", ("HV01", "HV03")
+READ_SECONDS = 3
+# connect 2 s + one whole answer 3 s (+ Python start-up and the healthy hosts); never 200 s
+TIME_BOUND = 15.0
+RSS_BOUND_KB = 300 * 1024
+WRITES = ("Enable-VMMigration", "Add-VMMigrationNetwork", "Set-VMHost", "Remove-VMMigrationNetwork",
+          "Set-VMMigrationNetwork", "Disable-VMMigration")
+REASONS = {
+    "huge-body": "an answer over",
+    "malformed-xml": "malformed XML",
+    "entity-expansion": "carries a DTD",
+    "wrong-type": "not an integer: 'lots'",
+    "unknown-enum": "Teleport",
+    "missing-property": "MaximumStorageMigrations",
+    "invalid-utf8": "not valid UTF-8",
+    "trickle": f"not complete within {READ_SECONDS}s",
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    code: int
+    output: str
+    seconds: float
+    max_rss_kb: int
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[LabProcess]:
+    proc = start_process(tmp_path / "lab", hosts=3, latency_ms=0, directory=False)
+    try:
+        text = proc.manifest_path.read_text()
+        text = text.replace(
+            "  auth: basic\n",
+            "  auth: basic\n  retries: 0\n  timeouts:\n    connectSeconds: 2\n"
+            f"    readSeconds: {READ_SECONDS}\n    operationSeconds: 2\n",
+        )
+        proc.manifest_path.write_text(text)
+        yield proc
+    finally:
+        proc.stop()
+
+
+def hvlm(proc: LabProcess, *args: str) -> Run:
+    """`python -m hvlm ARGS` as a child; its wall time and peak RSS (os.wait4's rusage)."""
+    env = {**os.environ, **proc.env, "NO_COLOR": "1"}
+    started = time.monotonic()
+    child = subprocess.Popen([sys.executable, "-m", "hvlm", *args], cwd=REPO, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert child.stdout is not None
+    output = child.stdout.read().decode(errors="replace")
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.monotonic() - started
+    assert "Traceback" not in output and "internal error" not in output, output
+    return Run(child.returncode, output, seconds, usage.ru_maxrss)
+
+
+def writes(proc: LabProcess, name: str) -> list[str]:
+    cmdlets = proc.stats(name)["cmdlets"]
+    return [c["command"] for c in cmdlets if c["command"] in WRITES and c["outcome"] != "skipped"]
+
+
+def reason_line(run: Run) -> str:
+    lines = [line for line in run.output.splitlines()
+             if BAD in line and ("refused" in line or any(r in line for r in REASONS.values()))]
+    assert lines, run.output
+    return lines[0]
+
+
+@pytest.mark.parametrize("kind", HOSTILE_ANSWERS)
+def test_plan_reports_the_host_unread_within_bounds(lab: LabProcess, kind: str) -> None:
+    lab.set_fault(BAD, FaultSpec(hostile_answer=kind))
+    run = hvlm(lab, "plan", str(lab.manifest_path), "--no-color")
+    print(f"{kind}: {run.seconds:.2f}s, {run.max_rss_kb / 1024:.0f} MB")
+    assert run.code == 1, run.output
+    assert REASONS[kind] in reason_line(run)
+    assert run.seconds < TIME_BOUND, run.seconds
+    assert run.max_rss_kb < RSS_BOUND_KB, run.max_rss_kb
+    for name in GOOD:  # planned normally: their changes are in the plan
+        assert f"host {name}" in run.output or name in run.output
+        assert lab.stats(name)["action_counts"].get("Delete") == 1
+
+
+@pytest.mark.parametrize("kind", ["entity-expansion", "wrong-type", "trickle", "huge-body"])
+def test_apply_touches_nothing_on_the_hostile_host(lab: LabProcess, kind: str) -> None:
+    lab.set_fault(BAD, FaultSpec(hostile_answer=kind))
+    run = hvlm(lab, "apply", str(lab.manifest_path), "--auto-approve", "--no-color")
+    assert run.code == 1, run.output
+    assert REASONS[kind] in reason_line(run)
+    assert writes(lab, BAD) == []
+    for name in GOOD:
+        assert "Set-VMHost" in writes(lab, name) or "Enable-VMMigration" in writes(lab, name)
+    lab.set_fault(BAD, FaultSpec())
+    assert hvlm(lab, "plan", str(lab.manifest_path), "--no-color").code in (0, 2)
+
+
+@pytest.mark.parametrize("kind", ["malformed-xml", "invalid-utf8", "unknown-enum"])
+def test_a_hostile_verification_read_fails_the_host_and_nothing_else(lab: LabProcess,
+                                                                     kind: str) -> None:
+    lab.set_fault(BAD, FaultSpec(hostile_answer=kind, hostile_from_pipeline=3))
+    run = hvlm(lab, "apply", str(lab.manifest_path), "--auto-approve", "--no-color")
+    assert run.code == 1, run.output
+    assert REASONS[kind] in reason_line(run)
+    assert writes(lab, BAD)  # the write went through; only its verification was refused
+    lab.set_fault(BAD, FaultSpec())
+    again = hvlm(lab, "plan", str(lab.manifest_path), "--no-color", "--detailed-exitcode")
+    assert again.code == 0, again.output  # every host, HV02 included, is converged
