@@ -55,8 +55,11 @@ def lab() -> None:
               help="https: Basic over TLS (lab CA); http: NTLM with message encryption.")
 @click.option("--timeout", type=click.FloatRange(1, 3600), default=300.0, show_default=True,
               help="Seconds to wait for every part to answer.")
+@click.option("--credential-guard", "credential_guard", multiple=True, metavar="NAME",
+              help="This host runs Credential Guard (Win32_DeviceGuard); repeatable.")
 def up(workdir: Path, count: int, latency_ms: float, faults_file: Path | None,
-       no_directory: bool, transport: str, timeout: float) -> None:
+       no_directory: bool, transport: str, timeout: float,
+       credential_guard: tuple[str, ...] = ()) -> None:
     """Start a lab in the background; return when every part answers."""
     from hvlm_lab.runner.files import LabError, load_faults
     from hvlm_lab.runner.lab import LabOptions
@@ -66,7 +69,7 @@ def up(workdir: Path, count: int, latency_ms: float, faults_file: Path | None,
     try:
         faults = load_faults(faults_file) if faults_file else {}
         options = LabOptions(hosts=count, latency_ms=latency_ms, faults=faults,
-                             directory=not no_directory,
+                             directory=not no_directory, credential_guard=credential_guard,
                              transport=Transport.HTTPS_BASIC if transport == "https"
                              else Transport.HTTP_NEGOTIATE)
         started = spawn(workdir, options, timeout)

@@ -186,6 +186,14 @@ LOOPBACK_ADDRESSES = (
 )
 
 
+class CredentialGuard(Enum):
+    """What Win32_DeviceGuard says about Credential Guard (service 1) on a lab host."""
+
+    OFF = "off"  # in neither SecurityServicesConfigured nor SecurityServicesRunning
+    CONFIGURED = "configured"  # configured, running after the next reboot
+    RUNNING = "running"  # configured and running
+
+
 @dataclass(frozen=True)
 class LabHostConfig:
     """Everything about a simulated host that hvlm only reads."""
@@ -199,6 +207,10 @@ class LabHostConfig:
     vms: tuple[LabVM, ...] = ()
     supported_vm_versions: tuple[str, ...] = SUPPORTED_VERSIONS_2022
     initial_state: MigrationState = field(default_factory=MigrationState)
+    credential_guard: CredentialGuard = CredentialGuard.OFF
+    # The Hyper-V role's rule VIRT-MIGL-In-TCP-NoScope: enabled as the role installs it (lab
+    # choice, FIDELITY.md); False disabled, None absent. Enable-/Disable-NetFirewallRule change it.
+    migration_firewall: bool | None = True
 
     @property
     def netbios_name(self) -> str:

@@ -29,6 +29,7 @@ from psrpcore.types import ErrorCategory, PSObject
 from hvlm_lab.cmdlets import ErrorInfo, Invocation, StatementResult
 from hvlm_lab.hyperv import migration as hyperv_migration
 from hvlm_lab.hyperv import preflight as hyperv_preflight
+from hvlm_lab.hyperv import security as hyperv_security
 from hvlm_lab.hyperv.binding import (
     BINDING_EXCEPTION,
     BindingError,
@@ -58,8 +59,10 @@ __all__ = [
 
 COMMANDS: dict[str, Command] = {
     c.spec.name.lower(): c for c in hyperv_migration.COMMANDS + hyperv_preflight.COMMANDS
+    + hyperv_security.COMMANDS
 }
-MODULE_PREFIXES = ("hyper-v\\", "cimcmdlets\\", "servermanager\\", "nettcpip\\")
+MODULE_PREFIXES = ("hyper-v\\", "cimcmdlets\\", "servermanager\\", "nettcpip\\",
+                   "netsecurity\\")
 # Tickets a fresh host holds per logon session, before any purge (lab choice).
 INITIAL_TICKETS = 3
 
@@ -97,6 +100,10 @@ class HyperVHost:
         self._purges: Counter[str] = Counter()
         self._tickets: dict[str, int] = {}
         self._history: list[Invocation] = []
+        # Firewall rules present on the host (name -> enabled); Enable/Disable-NetFirewallRule.
+        self._firewall: dict[str, bool] = {}
+        if config.migration_firewall is not None:
+            self._firewall[hyperv_security.MIGRATION_RULE] = config.migration_firewall
 
     # --- the CmdletHost protocol -------------------------------------------------------------
 
@@ -143,6 +150,17 @@ class HyperVHost:
         """How many times `klist purge` ran for this logon session (default: SYSTEM, 0x3e7)."""
         with self._lock:
             return self._purges[logon_id]
+
+    def firewall_rules(self) -> dict[str, bool]:
+        """The simulated firewall rules (name -> enabled), a copy."""
+        with self._lock:
+            return dict(self._firewall)
+
+    def set_firewall_rule(self, name: str, enabled: bool) -> None:
+        """What Enable-/Disable-NetFirewallRule do (also for tests: out of band)."""
+        with self._lock:
+            if name in self._firewall:
+                self._firewall[name] = enabled
 
     def history(self) -> tuple[Invocation, ...]:
         """Every invocation received, in order."""

@@ -15,6 +15,7 @@ from typing import Any
 from psrpcore.types import ErrorCategory
 
 from hvlm_lab.cmdlets import ErrorInfo
+from hvlm_lab.hyperv import security
 from hvlm_lab.hyperv.binding import Bound, CmdletSpec, Kind, Param, binding_error
 from hvlm_lab.hyperv.objects import (
     AddressFamily,
@@ -109,6 +110,9 @@ def get_cim_instance(host: HostView, bound: Bound, out: Emitter) -> None:
     if not targets_this_host(host, bound, out):
         return
     namespace = (bound.get("Namespace") or "root/cimv2").replace("\\", "/").lower()
+    if namespace == security.DEVICE_GUARD_NAMESPACE and security.get_device_guard(
+            host, class_name, out):
+        return
     if namespace != "root/cimv2":
         _cim_error(out, "0x8004100e", "Invalid namespace ", namespace)
         return

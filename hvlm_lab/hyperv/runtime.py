@@ -37,6 +37,10 @@ class HostView(Protocol):
 
     def ticket_count(self, logon_id: str) -> int: ...
 
+    def firewall_rules(self) -> dict[str, bool]: ...
+
+    def set_firewall_rule(self, name: str, enabled: bool) -> None: ...
+
 
 @dataclass
 class Emitter:

@@ -64,7 +64,7 @@ from typing import Any
 
 import ldap3
 
-from hvlm_lab.hyperv.config import LabHostConfig, fleet
+from hvlm_lab.hyperv.config import CredentialGuard, LabHostConfig, fleet
 from hvlm_lab.hyperv.host import HyperVHost
 from hvlm_lab.pki import LabCA
 from hvlm_lab.runner.files import (
@@ -123,8 +123,12 @@ class LabOptions:
     winrm_user: str = WINRM_USER
     winrm_password: str | None = None  # None: a random one
     transport: Transport = Transport.HTTPS_BASIC
+    credential_guard: tuple[str, ...] = ()  # hosts that run Credential Guard (--credential-guard)
 
     def configs(self) -> tuple[LabHostConfig, ...]:
+        return self._with_credential_guard(self._configs())
+
+    def _configs(self) -> tuple[LabHostConfig, ...]:
         if self.host_configs is not None:
             if not self.host_configs:
                 raise LabError("a lab needs at least one host")
@@ -132,6 +136,15 @@ class LabOptions:
         if self.hosts < 1:
             raise LabError("a lab needs at least one host")
         return fleet(self.hosts, migration_subnet=self.lab_subnet(), domain=LAB_DOMAIN)
+
+    def _with_credential_guard(self, configs: tuple[LabHostConfig, ...]
+                               ) -> tuple[LabHostConfig, ...]:
+        wanted = {name.upper() for name in self.credential_guard}
+        unknown = wanted - {c.name.upper() for c in configs}
+        if unknown:
+            raise LabError(f"--credential-guard names no lab host: {', '.join(sorted(unknown))}")
+        return tuple(dataclasses.replace(c, credential_guard=CredentialGuard.RUNNING)
+                     if c.name.upper() in wanted else c for c in configs)
 
     def lab_subnet(self) -> str:
         """The manifest's migration subnet: given, else that of the first configured address."""

@@ -24,6 +24,7 @@ import yaml
 
 from hvlm_lab.hyperv.config import (
     AuthenticationType,
+    CredentialGuard,
     LabHostConfig,
     MigrationNetwork,
     MigrationState,
@@ -59,7 +60,8 @@ CREDSSP = replace(KERBEROS, authentication=AuthenticationType.CredSSP)
 CONFIGS: tuple[LabHostConfig, ...] = (
     server_2022("CK01", ["192.168.10.21/24"], [("app1", "10.0")]),
     server_2022("CK02", ["192.168.10.22/24"]),
-    server_2025("CK03", ["192.168.10.23/24"], [("web", "10.0")]),
+    replace(server_2025("CK03", ["192.168.10.23/24"], [("web", "10.0")]),
+            credential_guard=CredentialGuard.RUNNING),
     server_2025("CK04", ["192.168.10.24/24"], [("new", "12.0"), ("old", "9.0")]),
     server_2022("CK05", ["192.168.10.25/24"], hyperv_installed=False),
     server_2022("CK06", ["192.168.10.26/24"], part_of_domain=False),
@@ -223,7 +225,7 @@ CASES = [
     Case("unconstrained-delegation", ("CK01", "CK02"), frozenset({
         ("error", "directory/CK01", "unconstrained-delegation")})),
     Case("credssp-on-2025", ("CK02", "CK03"), frozenset({
-        ("error", "host/CK03", "credssp-on-server-2025")}),
+        ("error", "host/CK03", "credssp-with-credential-guard")}),
         auth={"CK02": "CredSSP", "CK03": "CredSSP"}),
     Case("vm-version-a-peer-cannot-run", ("CK01", "CK04"), frozenset({
         ("error", "CK04->CK01", "vm-version-unsupported")})),
