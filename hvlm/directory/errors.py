@@ -76,6 +76,7 @@ BACKEND_ERRORS: tuple[type[Exception], ...] = (
     OSError,  # socket, ssl
     *_optional("pyasn1.error", "PyAsn1Error"),  # a response ldap3 could not decode
     *_optional("gssapi.exceptions", "GSSError"),  # SASL GSSAPI (auth: kerberos)
+    *_optional("winkerberos", "KrbError"),  # the same on Windows (SSPI)
 )
 
 

@@ -30,6 +30,7 @@ a concurrent userAccountControl change is kept, not overwritten (at most MAX_ATT
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import ssl
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -197,6 +198,10 @@ class DirectorySession:
         common: dict[str, Any] = {"auto_bind": ldap3.AUTO_BIND_NONE, "raise_exceptions": False,
                                   "receive_timeout": timeout, "auto_referrals": False}
         if self.spec.auth is DirectoryAuth.KERBEROS:
+            if sasl_kerberos_backend() is None:
+                raise DirectoryError(
+                    server.url, "bind", "Kerberos (SASL GSSAPI) needs gssapi, or winkerberos on "
+                    "Windows, and neither is installed", hint='pip install "hvlm[kerberos]"')
             return ldap3.Connection(ldap_server, authentication=ldap3.SASL,
                                     sasl_mechanism=ldap3.KERBEROS,
                                     sasl_credentials=(server.host,), **common)
@@ -319,3 +324,13 @@ def _next_cookie(result: Mapping[str, Any]) -> bytes | None:
     control = (result.get("controls") or {}).get(_PAGED_OID) or {}
     cookie = (control.get("value") or {}).get("cookie")
     return bytes(cookie) if cookie else None
+
+
+def sasl_kerberos_backend() -> str | None:
+    """What carries ldap3's SASL GSSAPI here, as ldap3 itself picks it: gssapi (MIT or Heimdal
+    Kerberos, off Windows), else winkerberos (SSPI on Windows: the logged-on user's ticket, no
+    MIT Kerberos installed). None: neither is installed (the `kerberos` extra is missing)."""
+    for module in ("gssapi", "winkerberos"):
+        if importlib.util.find_spec(module) is not None:
+            return module
+    return None
