@@ -41,6 +41,18 @@ LAB_ADMIN_PASSWORD = "Lab-Admin-Pass-1!"  # noqa: S105
 LAB_MACHINE_PASSWORD = "Lab-Machine-Pass-1!"  # noqa: S105
 
 
+# A replicating DC (LAB.md "Two replicating Samba DCs"): DRS and KCC, its own DNS (the partner is
+# found by <ntds-guid>._msdcs), the prefork model with one child (-M single cannot reach its own
+# KDC), change notification within ~1 s, a periodic pull every 10 s.
+REPLICATION_OPTIONS = {
+    "server services": "rpc, ldap, cldap, kdc, drepl, kcc, dns",
+    "prefork children": "1",
+    "dreplsrv:notify_interval": "1",
+    "dreplsrv:periodic_interval": "10",
+    "tls verify peer": "ca_and_name",
+}
+
+
 class SambaError(RuntimeError):
     """A lab directory step failed; the message names the step and carries the tool's output."""
 
@@ -55,12 +67,24 @@ def which(tool: str) -> str | None:
     return shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")
 
 
+def with_names(names_dir: Path | None, argv: Sequence[str]) -> list[str]:
+    """`argv` in a private mount namespace whose /etc/hosts and /etc/resolv.conf come from
+    `names_dir` (the pair's names: dc1/dc2.<domain>), or `argv` itself without one. Only the
+    Samba processes see them; the caller's namespace is left alone."""
+    if names_dir is None:
+        return list(argv)
+    script = (f'mount --bind "{names_dir}/hosts" /etc/hosts && '
+              f'mount --bind "{names_dir}/resolv.conf" /etc/resolv.conf && exec "$@"')
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *argv]
+
+
 def run_tool(argv: Sequence[str], step: str, env: Mapping[str, str] | None = None,
-             check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+             check: bool = True, timeout: float = 120, names_dir: Path | None = None,
+             ) -> subprocess.CompletedProcess[str]:
     """Run a command-line tool to completion; with `check`, a non-zero exit is a SambaError."""
     proc = subprocess.run(
-        list(argv), capture_output=True, text=True, env=dict(env) if env is not None else None,
-        timeout=timeout, check=False,
+        with_names(names_dir, argv), capture_output=True, text=True,
+        env=dict(env) if env is not None else None, timeout=timeout, check=False,
     )
     if check and proc.returncode != 0:
         raise SambaError(f"{step} failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}")
@@ -77,6 +101,9 @@ class DCConfig:
     admin_password: str = LAB_ADMIN_PASSWORD
     host_name: str = DC_HOST_NAME
     address: str = DC_ADDRESS
+    # A DC of a replicating pair (pair.py): DRS services, the prefork model, private name files.
+    replicating: bool = False
+    names_dir: Path | None = None  # hosts + resolv.conf bind-mounted for this DC's processes
 
     @property
     def dns_domain(self) -> str:
@@ -163,6 +190,7 @@ def smb_conf_text(cfg: DCConfig) -> str:
         "binddns dir": str(target / "bind-dns"),
         **path_options(cfg),
         "server services": "ldap, kdc",
+        **(REPLICATION_OPTIONS if cfg.replicating else {}),
         "dns update command": "/bin/true",
         "spn update command": "/bin/true",
         "ldap server require strong auth": "allow_sasl_over_tls",

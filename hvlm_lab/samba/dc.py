@@ -170,14 +170,16 @@ class SambaDC:
         state = json.loads((Path(workdir) / STATE_FILE).read_text())
         cfg = DCConfig(Path(state["workdir"]), state["realm"], state["domain"],
                        state["admin_password"], state.get("host_name", DC_HOST_NAME),
-                       state.get("address", DC_ADDRESS))
+                       state.get("address", DC_ADDRESS), state.get("replicating", False),
+                       Path(state["names_dir"]) if state.get("names_dir") else None)
         return cls(cfg, pid=state.get("pid"))
 
     def _save_state(self) -> None:
         cfg = self.config
         state = {"workdir": str(cfg.workdir), "realm": cfg.realm, "domain": cfg.domain,
                  "admin_password": cfg.admin_password, "host_name": cfg.host_name,
-                 "address": cfg.address, "pid": self.pid,
+                 "address": cfg.address, "pid": self.pid, "replicating": cfg.replicating,
+                 "names_dir": str(cfg.names_dir) if cfg.names_dir else None,
                  "ca": str(cfg.ca_path), "krb5_conf": str(cfg.krb5_conf),
                  "ldaps": self.ldaps_url, "dc_fqdn": cfg.dc_fqdn}
         cfg.state_file.write_text(json.dumps(state, indent=2) + "\n")

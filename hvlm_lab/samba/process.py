@@ -25,7 +25,7 @@ from pathlib import Path
 
 import ldap3
 
-from hvlm_lab.samba.config import PORTS, DCConfig, SambaError, which
+from hvlm_lab.samba.config import PORTS, DCConfig, SambaError, which, with_names
 
 
 def port_open(cfg: DCConfig, port: int, timeout: float = 0.5) -> bool:
@@ -75,9 +75,12 @@ def spawn(cfg: DCConfig, log: Path) -> subprocess.Popen[bytes]:
             "(run inside `unshare --net sh -c 'ip link set lo up && ...'`)"
         )
     with open(log, "ab") as out:
+        # a replicating DC runs the prefork model: `-M single` cannot reach its own KDC (LAB.md)
+        model = [] if cfg.replicating else ["-M", "single"]
+        argv = [which("samba") or "samba", "-s", str(cfg.smb_conf), "--foreground",
+                "--no-process-group", *model, "--debug-stdout"]
         return subprocess.Popen(
-            [which("samba") or "samba", "-s", str(cfg.smb_conf), "--foreground",
-             "--no-process-group", "-M", "single", "--debug-stdout"],
+            with_names(cfg.names_dir, argv),
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
