@@ -144,7 +144,20 @@ def harden(wsman: WSMan, cert_validation: bool | str, limits: Limits) -> None:
     for adapter in session.adapters.values():
         adapter.poolmanager.connection_pool_kw["ssl_context"] = context  # type: ignore[attr-defined]
         adapter.send = BoundedAdapter(adapter.send, limits)  # type: ignore[method-assign]
+        adapter.cert_verify = _trust_in_context(adapter.cert_verify)  # type: ignore[attr-defined]
     session.verify = cert_validation is not False
+
+
+def _trust_in_context(inner: Callable[..., None]) -> Callable[..., None]:
+    """requests would set the CA bundle on every connection (and urllib3 reload it into the
+    context per TLS handshake: 50 ms for certifi's bundle); the run's context already holds it."""
+
+    def cert_verify(conn: Any, url: str, verify: Any, cert: Any) -> None:
+        inner(conn, url, verify, cert)
+        conn.ca_certs = None
+        conn.ca_cert_dir = None
+
+    return cert_verify
 
 
 # -- XML from a host -----------------------------------------------------------------------------
