@@ -36,6 +36,8 @@ def configure(level: str = "warning", fmt: LogFormat = "auto") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level.lower()]),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # WriteLogger: each event is ONE write of "line\n" under structlog's per-file lock, so
+        # lines from worker threads never share a line (print writes the newline separately).
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
