@@ -40,8 +40,9 @@ class Directory:
         add: Sequence[str],
         delete: Sequence[str],
         protocol_transition: bool | None,
-    ) -> None:
+    ) -> str | None:
         self.session.write(account, add=add, delete=delete, protocol_transition=protocol_transition)
+        return self.session.server.url if self.session.server else None
 
     def close(self) -> None:
         self.session.close()

@@ -241,6 +241,12 @@ TICKETS_NOT_REFRESHED = Kind(
     "tickets-not-refreshed", WARNING, _P,
     "the delegation of {name} changes but {name} is not selected",
     fix="run `klist purge -li 0x3e7` on {name}, or plan it with --host")
+DELEGATION_NOT_REPLICATED = Kind(
+    "delegation-not-replicated", ERROR, _P,
+    "the delegation written for {name} has not reached {server} after {seconds} s (missing: "
+    "{missing}){effect}",
+    fix="check replication (repadmin /showrepl {server}), then run hvlm apply again: it picks up "
+        "where this one stopped", evidence="{server} still lacks {missing}")
 
 CATALOGUE: Mapping[str, Kind] = MappingProxyType({k.code: k for k in (
     MANIFEST, HOST_UNREAD, HOST_READ_WARNING, DIRECTORY_UNREAD, HYPERV_ROLE_MISSING,
@@ -250,7 +256,7 @@ CATALOGUE: Mapping[str, Kind] = MappingProxyType({k.code: k for k in (
     DOMAIN_MISMATCH, DELEGATION_MISSING, STORAGE_DELEGATION_MISSING, VM_VERSION_UNSUPPORTED,
     TICKETS_NOT_REFRESHED, CREDSSP_WITH_CREDENTIAL_GUARD, CREDENTIAL_GUARD_CONFIGURED,
     MIGRATION_FIREWALL_CLOSED, MIGRATION_SPN_MISSING, CIFS_SPN_MISSING, SPN_DUPLICATE,
-    DNSHOSTNAME_MISMATCH,
+    DNSHOSTNAME_MISMATCH, DELEGATION_NOT_REPLICATED,
 )})
 # Codes the planner reports in `hvlm plan` (check leaves them out in planned mode).
 PLANNER_CODES = frozenset(k.code for k in CATALOGUE.values() if k.judge is Judge.PLANNER)

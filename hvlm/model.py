@@ -168,6 +168,8 @@ class DirectorySpec:
     base_dn: str = ""
     allow_plaintext_bind: bool = False
     timeout_seconds: float = 10.0
+    # apply waits this long for written delegation to reach every DC the hosts use (issue 15)
+    replication_timeout_seconds: float = 300.0
 
 
 @dataclass(frozen=True)

@@ -43,3 +43,25 @@ def host_progress(label: str, total: int, enabled: bool | None) -> Iterator[Prog
             bar.update(task, advance=1, description=f"{label} hosts (last: {host})")
 
         yield advance
+
+
+@contextmanager
+def replication_progress(total: int, enabled: bool | None) -> Iterator[Callable[[int, int], None]]:
+    """A bar of the DCs that hold the written delegation (apply's wait for replication) on a
+    TTY; otherwise nothing here (the wait logs a line per round itself)."""
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled:
+        yield lambda agreeing, of: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, transient=True, console=Console(stderr=True)) as bar:
+        task = bar.add_task("waiting for replication (DCs agreeing)", total=total)
+
+        def update(agreeing: int, of: int) -> None:
+            bar.update(task, completed=agreeing, total=of)
+
+        yield update

@@ -113,6 +113,8 @@ class HostFacts:
     device_guard_error: str = ""
     # The migration listener's rule (VIRT-MIGL-In-TCP-NoScope); None when not read.
     migration_firewall: FirewallRule | None = None
+    # The DC the host uses (Win32_NTDomain.DomainControllerName without "\\"); "" when unknown.
+    domain_controller: str = ""
 
     @property
     def is_server_2025_or_later(self) -> bool:

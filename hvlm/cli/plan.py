@@ -29,6 +29,7 @@ from hvlm.cli.options import (
     use_color,
 )
 from hvlm.errors import HvlmError, PlanFileError, inert
+from hvlm.findings import finding_document
 from hvlm.manifest import LoadResult, load_manifest
 from hvlm.plan import (
     Address,
@@ -179,6 +180,7 @@ def _report(report: ApplyReport, fmt: str, applied: Plan) -> None:
                     ],
                     "drift": list(report.drift),
                     "unread": list(report.unread),
+                    "findings": [finding_document(f) for f in report.findings],
                 },
                 indent=2,
             )
@@ -192,6 +194,9 @@ def _report(report: ApplyReport, fmt: str, applied: Plan) -> None:
         click.echo(inert(f"   drift  {line}"), err=err)
     for line in report.unread:
         click.echo(inert(f"  unread  {line}"), err=err)
+    for finding in report.findings:
+        click.echo(inert(f"   {finding.severity.value}  {finding.code}  {finding.subject}: "
+                         f"{finding.message}"), err=err)
     counts = {o: sum(1 for r in report.results if r.outcome is o) for o in Outcome}
     click.echo(
         f"Apply {'complete' if report.ok else 'FAILED'}: {counts[Outcome.APPLIED]} applied, "
@@ -235,6 +240,11 @@ def _refuse_if_stale(saved: Plan, observation: Observation, path: str) -> None:
 @fleet_selection
 @_plan_options
 @click.option("--auto-approve", is_flag=True, help="Apply without asking (required off a TTY).")
+@click.option(
+    "--replication-timeout", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+    help="How long to wait for written delegation to reach every DC the hosts use before "
+    "switching them to Kerberos (default: directory.replicationTimeoutSeconds, 300).",
+)
 def apply(
     source: str,
     hosts: tuple[str, ...],
@@ -243,6 +253,7 @@ def apply(
     fmt: str,
     color: bool | None,
     auto_approve: bool,
+    replication_timeout: float | None,
 ) -> None:
     """Apply a manifest (plan, show, confirm, apply) or exactly a saved plan; then verify."""
     if _is_plan_file(source):
@@ -259,7 +270,7 @@ def apply(
             if fmt != "json":
                 _show(saved, fmt, color)
             the_plan = saved
-            report = apply_plan(fleet, saved, observation)
+            report = apply_plan(fleet, saved, observation, replication_timeout)
     else:
         loaded = _load(source)
         with open_fleet(loaded.manifest, parallelism) as fleet:
@@ -269,6 +280,6 @@ def apply(
             if not the_plan.has_changes:
                 sys.exit(EXIT_ERROR if _incomplete(the_plan) else EXIT_OK)
             _confirm(auto_approve)
-            report = apply_plan(fleet, the_plan, observation)
+            report = apply_plan(fleet, the_plan, observation, replication_timeout)
     _report(report, fmt, the_plan)
     sys.exit(EXIT_OK if report.ok else EXIT_ERROR)

@@ -90,6 +90,9 @@ GET_MIGRATION_FIREWALL_RULE = HostCommand(
     "Get-NetFirewallRule", (("Name", MIGRATION_FIREWALL_RULE),)
 )
 
+# The DC the host uses (issue 15): Win32_NTDomain.DomainControllerName ("\\dc1.lab.example").
+GET_NT_DOMAIN = HostCommand("Get-CimInstance", (("ClassName", "Win32_NTDomain"),))
+
 # Everything the planner and the preflight need, as statements of ONE pipeline. The essential
 # two come first; Get-WindowsFeature (absent on client Windows, where a missing command fails the
 # rest of the pipeline) comes last so that it can cost nothing but its own fact.
@@ -103,6 +106,7 @@ READ_STATEMENTS: tuple[HostCommand, ...] = (
     GET_SUPPORTED_VERSIONS,
     GET_DEVICE_GUARD,
     GET_MIGRATION_FIREWALL_RULE,
+    GET_NT_DOMAIN,
     GET_HYPERV_FEATURE,
 )
 

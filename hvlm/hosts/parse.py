@@ -49,6 +49,7 @@ class Kind(Enum):
     SUPPORTED_VERSION = "Get-VMHostSupportedVersion"
     DEVICE_GUARD = "Get-CimInstance Win32_DeviceGuard"
     FIREWALL_RULE = "Get-NetFirewallRule"
+    NT_DOMAIN = "Get-CimInstance Win32_NTDomain"
     OTHER = "other"
 
 
@@ -65,6 +66,7 @@ _CIM_CLASSES = {
     "msft_netipaddress": Kind.IP_ADDRESS,
     "win32_deviceguard": Kind.DEVICE_GUARD,
     "msft_netfirewallrule": Kind.FIREWALL_RULE,
+    "win32_ntdomain": Kind.NT_DOMAIN,
 }
 
 # Cmdlets of the read pipeline whose failure is fatal; the others only lose preflight facts.
@@ -274,6 +276,7 @@ class _Collected:
     device_guard: DeviceGuard | None = None
     device_guard_error: str = ""
     firewall_rule: FirewallRule | None = None
+    domain_controller: str = ""
 
 
 def parse_host_state(
@@ -348,6 +351,8 @@ def _collect(got: _Collected, obj: object) -> None:
         got.versions = (got.versions or []) + [_text(prop(obj, "Version"))]
     elif kind is Kind.DEVICE_GUARD:
         got.device_guard = parse_device_guard(obj)
+    elif kind is Kind.NT_DOMAIN:
+        got.domain_controller = got.domain_controller or parse_domain_controller(obj)
     elif kind is Kind.FIREWALL_RULE:
         rule = parse_firewall_rule(obj)
         if rule.name.lower() == MIGRATION_FIREWALL_RULE.lower():
@@ -388,7 +393,14 @@ def _facts(got: _Collected) -> HostFacts:
         device_guard=got.device_guard,
         device_guard_error=got.device_guard_error if got.device_guard is None else "",
         migration_firewall=got.firewall_rule,
+        domain_controller=got.domain_controller,
     )
+
+
+def parse_domain_controller(obj: object) -> str:
+    """Win32_NTDomain.DomainControllerName: "\\\\dc1.contoso.com" (DNS style when available, else
+    "\\\\DC1"), without the backslashes; "" for an entry without a DC (not a domain)."""
+    return _text(prop(obj, "DomainControllerName")).strip().lstrip("\\")
 
 
 # -- Credential Guard and the migration firewall rule (issue 14) ------------------------------

@@ -86,6 +86,7 @@ def _directory(section: dict[str, Any] | None) -> m.DirectorySpec | None:
         base_dn,
         section.get("allowPlaintextBind", False),
         math.ceil(section.get("timeoutSeconds", 10)),  # ldap3 wants whole seconds,
+        float(section.get("replicationTimeoutSeconds", 300)),
     )
 
 

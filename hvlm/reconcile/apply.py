@@ -9,6 +9,11 @@ contract, the manifest is not read again.
 Apply contract (Terraform's, plus our domain's safety):
 - phases run in order: directory additions, host changes (hosts in parallel), directory pruning,
   ticket refresh; a host whose step fails has its later steps skipped, others go on;
+- between the additions and the host changes, when the directory has more than one DC, apply
+  waits until every DC the concerned hosts use (and every DC of the manifest) holds what was
+  written (hvlm.reconcile.replication); on timeout a host whose DC lacks its delegation is not
+  switched to Kerberos and its tickets are not purged (`delegation-not-replicated`, exit 1);
+- a directory change records the server that took it (after a failover mid-run, the next one);
 - no host is switched to Kerberos while its delegation is unknown (directory unread, no account);
 - after writing, every touched host and the directory are read again; what still differs is a
   failure (drift);
@@ -20,17 +25,32 @@ exception is a bug in hvlm and propagates to the caller, from whatever worker th
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from hvlm.errors import DirectoryUnreachable, HvlmError
+import structlog
+
+from hvlm.errors import DirectoryUnreachable, HvlmError, Severity
+from hvlm.findings import Finding
 from hvlm.hosts.commands import PURGE_SYSTEM_TICKETS, host_commands
+from hvlm.model import DirectoryServer, HostSpec
 from hvlm.plan import Change, Kind, Part, Phase, Plan
 from hvlm.planner import build_plan, settings_from_plan
+from hvlm.progress import replication_progress
 from hvlm.reconcile.observe import Fleet, Observation, parallel
+from hvlm.reconcile.replication import (
+    DELEGATION_NOT_REPLICATED,
+    blocked_hosts,
+    dc_server,
+    expected_after_add,
+    wait_for_replication,
+)
+from hvlm.state import DelegationState, DirectoryState
 
+log = structlog.get_logger("hvlm.reconcile")
 # findings that mean part of the fleet was not read, so the plan is incomplete
 UNREAD_CODES = frozenset({"host-unread", "directory-unread"})
 
@@ -53,12 +73,14 @@ class ApplyReport:
     results: tuple[ChangeResult, ...]
     drift: tuple[str, ...] = ()  # what verification still found different, one line each
     unread: tuple[str, ...] = ()  # what could not be read, so was neither planned nor applied
+    findings: tuple[Finding, ...] = ()  # e.g. delegation-not-replicated
 
     @property
     def ok(self) -> bool:
         return (
             not self.drift
             and not self.unread
+            and not any(f.severity is Severity.ERROR for f in self.findings)
             and all(r.outcome is Outcome.APPLIED for r in self.results)
         )
 
@@ -69,6 +91,8 @@ class _Run:
     def __init__(self) -> None:
         self.results: dict[str, ChangeResult] = {}
         self.failed_hosts: dict[str, str] = {}
+        self.not_replicated: dict[str, str] = {}  # host -> why it must not switch yet
+        self.findings: list[Finding] = []
         self.lock = threading.Lock()
 
     def record(self, changes: Sequence[Change], outcome: Outcome, detail: str = "") -> None:
@@ -86,19 +110,24 @@ class _Run:
         return f"skipped: an earlier step of {host} failed ({reason})" if reason else None
 
 
-def apply_plan(fleet: Fleet, plan: Plan, observation: Observation) -> ApplyReport:
-    """Execute exactly `plan`, phase by phase, then verify by reading again."""
+def apply_plan(fleet: Fleet, plan: Plan, observation: Observation,
+               replication_timeout: float | None = None) -> ApplyReport:
+    """Execute exactly `plan`, phase by phase, then verify by reading again.
+
+    `replication_timeout`: seconds to wait for replication (None: the manifest's
+    directory.replicationTimeoutSeconds)."""
     run = _Run()
     for host in plan.unread_hosts:
         run.fail_host(host, "it could not be read")
     _directory_phase(fleet, plan.in_phase(Phase.DIRECTORY_ADD), observation, run)
+    await_replication(fleet, plan, observation, run, replication_timeout)
     _host_phase(fleet, plan.in_phase(Phase.HOST), observation, run)
     _directory_phase(fleet, plan.in_phase(Phase.DIRECTORY_PRUNE), observation, run)
     _ticket_phase(fleet, plan.in_phase(Phase.TICKETS), run)
     drift = _verify(fleet, plan, run)
     ordered = tuple(run.results[c.address] for c in plan.changes if c.address in run.results)
     unread = tuple(f"{f.subject}: {f.message}" for f in plan.findings if f.code in UNREAD_CODES)
-    return ApplyReport(ordered, drift, unread)
+    return ApplyReport(ordered, drift, unread, tuple(run.findings))
 
 
 def _by_host(changes: Sequence[Change]) -> dict[str, list[Change]]:
@@ -125,14 +154,87 @@ def _directory_phase(
         delete = [v for c in host_changes for v in c.delete]
         transition = _transition_after(host_changes)
         try:
-            fleet.directory().modify(account, add, delete, transition)
+            server = fleet.directory().modify(account, add, delete, transition)
         except HvlmError as exc:
             run.record(host_changes, Outcome.FAILED, str(exc))
             run.fail_host(host, f"directory: {exc}")
             if isinstance(exc, DirectoryUnreachable):
                 unreachable = exc.detail
             continue
-        run.record(host_changes, Outcome.APPLIED)
+        run.record(host_changes, Outcome.APPLIED, f"written on {server}" if server else "")
+
+
+def await_replication(fleet: Fleet, plan: Plan, observation: Observation, run: _Run,
+                      timeout: float | None) -> None:
+    """Before any host is switched to Kerberos or has its tickets purged: wait until every DC
+    the concerned hosts use, and every DC of the manifest, holds what was written (or the
+    delegation they already needed). One DC: nothing to wait for, nothing read."""
+    spec = fleet.manifest.directory
+    if spec is None or observation.directory is None:
+        return
+    concerned = _concerned_hosts(plan, run, observation)
+    servers = {s.url: s for s in spec.servers}
+    dc_of: dict[str, str | None] = {}
+    for host in concerned:
+        state = observation.hosts.get(host)
+        own = dc_server(spec, state.facts.domain_controller) if state else None
+        dc_of[host] = own.url if own else None
+        if own is not None:
+            servers.setdefault(own.url, own)
+    if not concerned or len(servers) < 2:
+        return
+    specs = [fleet.manifest.host(h) for h in sorted(concerned)]
+    readers = {url: functools.partial(_read_at, fleet, server, specs)
+               for url, server in servers.items()}
+    expected = expected_after_add(*_written(concerned, observation, run))
+    limit = spec.replication_timeout_seconds if timeout is None else timeout
+    with replication_progress(len(readers), fleet.progress) as progress:
+        result = wait_for_replication(expected, readers, limit, progress=progress)
+    log.info("replication checked", agreed=result.agreed, rounds=result.rounds,
+             seconds=round(result.seconds, 2), unreachable=sorted(result.unreachable))
+    blocked = blocked_hosts(result, dc_of)
+    for lag in result.lags:
+        effect = (": it is not switched to Kerberos and its tickets are not purged"
+                  if lag.host in blocked else "")
+        run.findings.append(DELEGATION_NOT_REPLICATED.make(
+            f"directory/{lag.host}", name=lag.host, server=lag.server, seconds=f"{limit:g}",
+            missing=", ".join(lag.missing), effect=effect))
+    for host, lags in blocked.items():
+        where = ", ".join(lag.server for lag in lags)
+        run.not_replicated[host] = (f"skipped: its delegation has not replicated to {where} "
+                                    "(delegation-not-replicated)")
+
+
+def _read_at(fleet: Fleet, server: DirectoryServer, specs: Sequence[HostSpec]) -> DirectoryState:
+    return fleet.directory_at(server).read(specs)
+
+
+def _concerned_hosts(plan: Plan, run: _Run, observation: Observation) -> set[str]:
+    """Hosts whose account was written now, that switch to Kerberos, or get tickets purged."""
+    written = {r.change.host.upper() for r in run.results.values()
+               if r.outcome is Outcome.APPLIED and r.change.phase is Phase.DIRECTORY_ADD}
+    switching = {h for h, cs in _by_host(plan.in_phase(Phase.HOST)).items() if _to_kerberos(cs)}
+    tickets = {c.host.upper() for c in plan.in_phase(Phase.TICKETS)}
+    directory = observation.directory
+    assert directory is not None
+    return {h for h in written | switching | tickets
+            if directory.account(h) is not None and h not in run.failed_hosts}
+
+
+def _written(concerned: set[str], observation: Observation, run: _Run
+             ) -> tuple[dict[str, DelegationState], dict[str, list[str]], dict[str, bool | None]]:
+    directory = observation.directory
+    assert directory is not None
+    observed = {h: a for h in concerned if (a := directory.account(h)) is not None}
+    added: dict[str, list[str]] = {}
+    transitions: dict[str, bool | None] = {}
+    for result in run.results.values():
+        change = result.change
+        if result.outcome is Outcome.APPLIED and change.phase is Phase.DIRECTORY_ADD:
+            added.setdefault(change.host.upper(), []).extend(change.add)
+            if change.where.part is Part.PROTOCOL_TRANSITION:
+                transitions[change.host.upper()] = _transition_after([change])
+    return observed, added, transitions
 
 
 def _transition_after(changes: Sequence[Change]) -> bool | None:
@@ -150,7 +252,8 @@ def _host_phase(
 
     def one(host: str) -> None:
         host_changes = grouped[host]
-        skip = run.skip_reason(host) or _kerberos_blocked(host, host_changes, observation)
+        skip = (run.skip_reason(host) or _kerberos_blocked(host, host_changes, observation)
+                or _not_replicated(host, host_changes, run))
         state = observation.hosts.get(host)
         if skip or state is None:
             run.record(host_changes, Outcome.SKIPPED, skip or "skipped: host was not read")
@@ -174,8 +277,7 @@ def _host_phase(
 def _kerberos_blocked(host: str, changes: Sequence[Change], observation: Observation) -> str:
     """A host is not switched to Kerberos while its delegation is unknown: its outgoing
     migrations would fail (0x8009030D) where CredSSP still worked."""
-    to_kerberos = any((c.after or {}).get("authentication") == "Kerberos" for c in changes)
-    if not to_kerberos:
+    if not _to_kerberos(changes):
         return ""
     if observation.directory is None:
         return "skipped: switching to Kerberos needs its delegation, and the directory was not read"
@@ -184,9 +286,18 @@ def _kerberos_blocked(host: str, changes: Sequence[Change], observation: Observa
     return ""
 
 
+def _not_replicated(host: str, changes: Sequence[Change], run: _Run) -> str:
+    reason = run.not_replicated.get(host.upper(), "")
+    return reason if reason and _to_kerberos(changes) else ""
+
+
+def _to_kerberos(changes: Sequence[Change]) -> bool:
+    return any((c.after or {}).get("authentication") == "Kerberos" for c in changes)
+
+
 def _ticket_phase(fleet: Fleet, changes: Sequence[Change], run: _Run) -> None:
     def one(change: Change) -> None:
-        skip = run.skip_reason(change.host)
+        skip = run.skip_reason(change.host) or run.not_replicated.get(change.host.upper())
         if skip:
             run.record([change], Outcome.SKIPPED, skip)
             return

@@ -15,6 +15,7 @@ hvlm: it is never recorded as a host error, and it reaches the caller from the w
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +27,7 @@ import structlog
 
 from hvlm.errors import HvlmError
 from hvlm.hosts.commands import HostCommand
-from hvlm.model import DirectorySpec, HostSpec, Manifest
+from hvlm.model import DirectoryServer, DirectorySpec, HostSpec, Manifest
 from hvlm.plan import Finding, Plan
 from hvlm.planner import build_plan
 from hvlm.progress import host_progress
@@ -54,7 +55,7 @@ class DirectoryLike(Protocol):
         add: Sequence[str],
         delete: Sequence[str],
         protocol_transition: bool | None,
-    ) -> None: ...
+    ) -> str | None: ...  # the URL of the server that took the write (None: not known)
     def close(self) -> None: ...
 
 
@@ -103,6 +104,7 @@ class Fleet:
         self.parallelism = max(1, parallelism)
         self._sessions: dict[str, HostSessionLike] = {}
         self._directory: DirectoryLike | None = None
+        self._at: dict[str, DirectoryLike] = {}  # one session per DC, for replication reads
         self._lock = threading.Lock()
         self.progress = progress  # None: a bar when stderr is a TTY, log lines otherwise
 
@@ -123,12 +125,23 @@ class Fleet:
             self._directory = self._open_directory(self.manifest.directory)
         return self._directory
 
+    def directory_at(self, server: DirectoryServer) -> DirectoryLike:
+        """A session to this one DC (no failover: replication is read per DC), kept open."""
+        assert self.manifest.directory is not None
+        if server.url not in self._at:
+            spec = dataclasses.replace(self.manifest.directory, servers=(server,))
+            self._at[server.url] = self._open_directory(spec)
+        return self._at[server.url]
+
     def close(self) -> None:
         sessions, self._sessions = list(self._sessions.values()), {}
         parallel(_close, sessions, self.parallelism)
         directory, self._directory = self._directory, None
         if directory is not None:
             _close(directory)
+        at, self._at = list(self._at.values()), {}
+        for session in at:
+            _close(session)
 
     def _drop(self, spec: HostSpec) -> None:
         with self._lock:

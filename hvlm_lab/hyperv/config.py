@@ -211,6 +211,8 @@ class LabHostConfig:
     # The Hyper-V role's rule VIRT-MIGL-In-TCP-NoScope: enabled as the role installs it (lab
     # choice, FIDELITY.md); False disabled, None absent. Enable-/Disable-NetFirewallRule change it.
     migration_firewall: bool | None = True
+    # The DC the host uses (Win32_NTDomain.DomainControllerName), e.g. dc2.lab.example (issue 15).
+    domain_controller: str = "dc1.lab.example"
 
     @property
     def netbios_name(self) -> str:

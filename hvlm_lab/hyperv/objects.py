@@ -194,6 +194,28 @@ def computer_system(config: LabHostConfig) -> PSObject:
     )
 
 
+def nt_domain(config: LabHostConfig) -> PSObject:
+    """Get-CimInstance Win32_NTDomain: the domain entry with the DC the host uses (MS Learn,
+    Win32_NTDomain class / DOMAIN_CONTROLLER_INFO: "\\\\" + the DC's DNS name when available);
+    off-domain, an entry without a DC."""
+    joined = config.part_of_domain
+    netbios = config.cs_domain.split(".")[0].upper()
+    dc = config.domain_controller if joined else ""
+    return ps_object(
+        _cim_types("root/cimv2", "Win32_NTDomain", "CIM_System", "CIM_LogicalElement",
+                   "CIM_ManagedSystemElement"),
+        [
+            ("Name", f"Domain: {netbios}"),
+            ("Caption", netbios),
+            ("DomainName", netbios if joined else None),
+            ("DnsForestName", config.domain if joined else None),
+            ("DomainControllerName", f"\\\\{dc}" if dc else None),
+            ("DomainControllerAddressType", PSInt(1) if dc else None),
+            ("Status", "OK" if joined else "Unknown"),
+        ],
+    )
+
+
 def operating_system(config: LabHostConfig) -> PSObject:
     """Get-CimInstance Win32_OperatingSystem."""
     return ps_object(

@@ -21,6 +21,7 @@ from hvlm_lab.hyperv.objects import (
     AddressFamily,
     computer_system,
     net_ip_address,
+    nt_domain,
     operating_system,
     supported_version,
     virtual_machine,
@@ -117,7 +118,7 @@ def get_cim_instance(host: HostView, bound: Bound, out: Emitter) -> None:
         _cim_error(out, "0x8004100e", "Invalid namespace ", namespace)
         return
     builders = {"win32_computersystem": computer_system,
-                "win32_operatingsystem": operating_system}
+                "win32_operatingsystem": operating_system, "win32_ntdomain": nt_domain}
     builder = builders.get(class_name.lower())
     if builder is None:
         # The target is "<namespace>:<class>" (FIDELITY.md), e.g. root\cimv2:Win32_Nope.

@@ -58,6 +58,7 @@ def test_read_is_one_statement_per_cmdlet_with_parameters_only() -> None:
         "Get-VMHostSupportedVersion",
         "Get-CimInstance -Namespace root/Microsoft/Windows/DeviceGuard -ClassName Win32_DeviceGuard",
         "Get-NetFirewallRule -Name VIRT-MIGL-In-TCP-NoScope",
+        "Get-CimInstance -ClassName Win32_NTDomain",
         "Get-WindowsFeature -Name Hyper-V",
     ]
 
