@@ -5,7 +5,7 @@ records of the read pipeline) call here; everything above them (the reconciler, 
 sees hvlm.errors types:
 
     requests ConnectionError / timeouts / SSLError  -> HostUnreachable
-    BadAnswer (hvlm.hosts.transport refused it)      -> HostError
+    BadAnswer (transport / envelopes / clixml)       -> HostError
     pypsrp AuthenticationError (HTTP 401), SPNEGO    -> HostAuthError
     WSManFaultError / WinRMTransportError / others   -> HostError
     PowerShell ErrorRecord (terminating or not)      -> CmdletError
@@ -51,8 +51,9 @@ from hvlm.model import ConnectionSpec, Transport, WinRMAuth
 
 
 class BadAnswer(Exception):
-    """A host's answer hvlm refuses to read (hvlm.hosts.transport): too large, not complete in
-    time, not UTF-8, malformed XML, a DTD (entity expansion), invalid CLIXML or PSRP framing."""
+    """A host's answer hvlm refuses to read: too large or not complete in time
+    (hvlm.hosts.transport), not UTF-8, malformed XML, a DTD (entity expansion) or invalid PSRP
+    framing (hvlm.hosts.envelopes), invalid CLIXML (hvlm.hosts.clixml)."""
 
 
 def _optional(module: str, name: str) -> tuple[type[Exception], ...]:

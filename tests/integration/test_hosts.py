@@ -23,7 +23,13 @@ import spnego
 import structlog
 
 from hvlm.errors import CmdletError, CredentialsMissing, HostAuthError, HostError, HostUnreachable
-from hvlm.hosts.commands import PURGE_SYSTEM_TICKETS, HostCommand, add_network, host_commands
+from hvlm.hosts.commands import (
+    PURGE_SYSTEM_TICKETS,
+    READ_STATEMENTS,
+    HostCommand,
+    add_network,
+    host_commands,
+)
 from hvlm.hosts.session import Credentials, HostSession
 from hvlm.hosts.write import ApplyResult, StepStatus, apply_host_changes
 from hvlm.logs import configure as configure_logs
@@ -275,7 +281,9 @@ def test_read_is_one_pipeline_and_five_requests(start_lab: StartLab) -> None:
 
     assert lab.actions("HV01") == FULL_CYCLE  # open 2 + one pipeline 2 + close 1
     assert {c["pipeline"] for c in lab.cmdlets("HV01")} == {lab.cmdlets("HV01")[0]["pipeline"]}
-    assert [c["statement"] for c in lab.cmdlets("HV01")] == list(range(8))
+    # the statement count comes from the product's read list (issues 14 and 15 add statements)
+    assert [c["statement"] for c in lab.cmdlets("HV01")] == list(range(len(READ_STATEMENTS)))
+    assert lab.server.stats("HV01")["wsman_requests"] == 5
     m = state.migration
     assert (m.enabled, m.authentication, m.performance, m.use_any_network, m.networks) == (
         False,
