@@ -85,6 +85,18 @@ class ApplyReport:
         )
 
 
+@dataclass
+class _Write:
+    """One account's directory write, and the server that holds it (replayed after failover)."""
+
+    changes: list[Change]
+    account: DelegationState
+    add: list[str]
+    delete: list[str]
+    transition: bool | None
+    server: str | None
+
+
 class _Run:
     """Bookkeeping of one apply: results per change, failed hosts."""
 
@@ -93,6 +105,7 @@ class _Run:
         self.failed_hosts: dict[str, str] = {}
         self.not_replicated: dict[str, str] = {}  # host -> why it must not switch yet
         self.findings: list[Finding] = []
+        self.writes: list[_Write] = []  # directory writes in order, with the server that took them
         self.lock = threading.Lock()
 
     def record(self, changes: Sequence[Change], outcome: Outcome, detail: str = "") -> None:
@@ -162,6 +175,39 @@ def _directory_phase(
                 unreachable = exc.detail
             continue
         run.record(host_changes, Outcome.APPLIED, f"written on {server}" if server else "")
+        earlier = {w.server for w in run.writes if w.server != server}
+        run.writes.append(_Write(host_changes, account, add, delete, transition, server))
+        if server is not None and earlier - {None}:  # the session failed over to `server`
+            _replay(fleet, run, earlier)
+
+
+def _replay(fleet: Fleet, run: _Run, gone: set[str | None]) -> None:
+    """After a failover: write again, on the server now in use, what the servers in `gone` took.
+
+    msDS-AllowedToDelegateTo is not a linked attribute: it replicates as a whole, and the copy
+    with the higher version (then the later write) wins. A value written only on a DC that went
+    away would be lost for good the moment the account is written on another DC (a prune, the
+    next apply), and until then that DC's KDC lacks it. Writing it again where hvlm now writes
+    (single-value adds and deletes, an account already right is not modified) makes that DC hold
+    everything this run wrote, and its copy the newer one when the old DC comes back.
+    """
+    for write in run.writes:
+        if write.server not in gone:
+            continue
+        try:
+            server = fleet.directory().modify(write.account, write.add, write.delete,
+                                              write.transition)
+        except HvlmError as exc:
+            run.record(write.changes, Outcome.FAILED,
+                       f"written on {write.server}, which went away; writing it again on the "
+                       f"next server failed: {exc}")
+            run.fail_host(write.changes[0].host, f"directory: {exc}")
+            continue
+        log.warning("directory failover: written again on the server now in use",
+                    account=write.account.name, first=write.server, now=server)
+        run.record(write.changes, Outcome.APPLIED,
+                   f"written on {write.server}; it went away: written again on {server}")
+        write.server = server
 
 
 def await_replication(fleet: Fleet, plan: Plan, observation: Observation, run: _Run,
@@ -188,8 +234,15 @@ def await_replication(fleet: Fleet, plan: Plan, observation: Observation, run: _
                for url, server in servers.items()}
     expected = expected_after_add(*_written(concerned, observation, run))
     limit = spec.replication_timeout_seconds if timeout is None else timeout
+    writers = {w.server for w in run.writes}
+
+    def gone(server: str) -> None:  # a DC that took writes went away: they go to the next one
+        if server in writers:
+            _replay(fleet, run, {server})
+
     with replication_progress(len(readers), fleet.progress) as progress:
-        result = wait_for_replication(expected, readers, limit, progress=progress)
+        result = wait_for_replication(expected, readers, limit, progress=progress,
+                                      on_unreachable=gone)
     log.info("replication checked", agreed=result.agreed, rounds=result.rounds,
              seconds=round(result.seconds, 2), unreachable=sorted(result.unreachable))
     blocked = blocked_hosts(result, dc_of)

@@ -100,10 +100,12 @@ def wait_for_replication(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     progress: Callable[[int, int], None] | None = None,
+    on_unreachable: Callable[[str], None] | None = None,
 ) -> ReplicationResult:
     """Poll every DC in `readers` until each holds `expected`, or `timeout` seconds pass.
 
-    `progress(agreeing, total)` is called after every round.
+    `progress(agreeing, total)` is called after every round; `on_unreachable(server)` once when
+    a DC stops answering (apply writes again, on the next server, what that DC took).
     """
     result = ReplicationResult()
     started = clock()
@@ -114,6 +116,8 @@ def wait_for_replication(
         result.lags = []
         for server in list(pending):
             lags = _read(server, pending, expected, result)
+            if lags is None and on_unreachable is not None:
+                on_unreachable(server)
             if lags is not None and not lags:
                 del pending[server]  # agrees: values only grow during this phase
             result.lags += lags or []

@@ -188,10 +188,12 @@ class DCPair:
         """DC2 pulls again (at the next notification or periodic pull, within ~10 s)."""
         self._options("-DISABLE_INBOUND_REPL")
 
-    def replicate_now(self) -> None:
-        """Force DC2 to pull the domain partition from DC1 now (fails while paused)."""
-        cfg2, cfg1 = self.dc2.config, self.dc1.config
-        self._drs(cfg2, ["replicate", cfg2.dc_fqdn, cfg1.dc_fqdn, cfg1.base_dn], "drs replicate")
+    def replicate_now(self, *, into: int = 2) -> None:
+        """Force DC2 (`into=1`: DC1) to pull the domain partition from the other DC now (DC2
+        fails while paused)."""
+        to, source = (self.dc2, self.dc1) if into == 2 else (self.dc1, self.dc2)
+        cfg, other = to.config, source.config
+        self._drs(cfg, ["replicate", cfg.dc_fqdn, other.dc_fqdn, cfg.base_dn], "drs replicate")
 
     def _options(self, option: str) -> None:
         cfg = self.dc2.config

@@ -103,6 +103,26 @@ def test_an_unreachable_dc_is_left_out_and_named() -> None:
     assert result.agreed and list(result.unreachable) == ["dc1"]
 
 
+def test_the_dc_that_went_away_is_reported_once_so_apply_can_write_again_elsewhere() -> None:
+    """on_unreachable runs when the DC is dropped, before the next DC of the same round is read:
+    apply writes again there what the dead DC took, so the wait ends at once."""
+    clock = Clock()
+    gone: list[str] = []
+    holds: list[DelegationState] = [account("HV01")]
+
+    def down() -> DirectoryState:
+        raise DirectoryUnreachable("ldaps://dc1", "connect", "refused")
+
+    def rewrite(server: str) -> None:
+        gone.append(server)
+        holds[0] = account("HV01", (MIG, CIFS))
+
+    result = wait_for_replication(
+        EXPECTED, {"dc1": down, "dc2": lambda: DirectoryState((holds[0],))}, 60,
+        clock=clock.time, sleep=clock.sleep, on_unreachable=rewrite)
+    assert gone == ["dc1"] and result.agreed and result.rounds == 1 and clock.sleeps == []
+
+
 def test_a_missing_account_and_the_protocol_transition_bit_count_as_missing() -> None:
     wanted = Expected((MIG,), protocol_transition=True)
     assert missing_on(wanted, None) == (MIG, TRANSITION)
