@@ -1,8 +1,9 @@
 """Replication-aware apply against two real, replicating Samba DCs (issue 15 acceptance).
 
 One module-scoped `DCPair` (hvlm_lab.samba.pair; copied from a template cached where the session's
-Samba template lives) on 127.0.0.11 (dc1.lab.example) and 127.0.0.12 (dc2.lab.example), outside
-the session DC's address (127.0.0.1), so both can run in one pytest process. Simulated hosts
+Samba template lives) on 127.0.0.1 (dc1.lab.example) and 127.0.0.2 (dc2.lab.example), the
+addresses of `hvlm lab up --dcs 2` (so both share one template), in a network namespace of this
+module's own (the session's DC listens on 127.0.0.1 of the session's namespace). Simulated hosts
 (LabServer) report dc2 as their DC (Win32_NTDomain) unless a test says otherwise; every test has
 its own hosts and accounts (created on DC1 and replicated to DC2 once, up front) and its own
 manifest listing both DCs, DC1 first (hvlm writes to DC1).
@@ -10,14 +11,18 @@ manifest listing both DCs, DC1 first (hvlm writes to DC1).
 Lag on demand: DISABLE_INBOUND_REPL on DC2 (`pause_inbound()`), as `repadmin /options` on Windows.
 Accounts are read back with plain ldap3 (simple bind over LDAPS as Administrator) from each DC.
 
-Run as root inside `tests/isolated.sh` (the DCs' addresses are added to lo of the namespace).
+Run as root inside `tests/isolated.sh` (127.0.0.2 is added to lo of the module's namespace).
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import dataclasses
 import json
+import os
 import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -30,7 +35,7 @@ from hvlm_lab.hyperv.config import AuthenticationType, server_2022
 from hvlm_lab.hyperv.host import HyperVHost
 from hvlm_lab.pki import LabCA
 from hvlm_lab.samba.dc import LAB_ADMIN_PASSWORD, SambaDC, available
-from hvlm_lab.samba.pair import DCPair
+from hvlm_lab.samba.pair import PAIR_ADDRESSES, DCPair
 from hvlm_lab.wsman.server import Credentials, LabEndpointConfig, LabServer
 from tests.integration.helpers import (
     DOMAIN,
@@ -48,7 +53,8 @@ from tests.integration.helpers import (
 )
 from tests.lab.samba_fixtures import samba_template_dir
 
-ADDRESSES = ("127.0.0.11", "127.0.0.12")
+ADDRESSES = PAIR_ADDRESSES  # 127.0.0.1, 127.0.0.2
+_CLONE_NEWNET = 0x40000000
 DC1_URL, DC2_URL = f"ldaps://dc1.{DOMAIN}:636", f"ldaps://dc2.{DOMAIN}:636"
 DELEGATION = "msDS-AllowedToDelegateTo"
 # The hosts of each test (created up front, so that DC2 holds every account before any pause).
@@ -133,11 +139,37 @@ def write_manifest(fleet: LabFleet, options: ManifestOptions, timeout: float = 6
     fleet.manifest.write_text(text.replace(single, both), encoding="utf-8")
 
 
+@contextlib.contextmanager
+def own_network_namespace() -> Iterator[None]:
+    """This thread (and the threads and processes it starts) in a new network namespace, loopback
+    up; back to the previous one afterwards (tests/conftest.py private_netns, module-wide)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    saved = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        if libc.unshare(_CLONE_NEWNET) != 0:
+            pytest.fail(f"unshare(CLONE_NEWNET) failed ({os.strerror(ctypes.get_errno())}): "
+                        "these tests need root, as `make test` has", pytrace=False)
+        try:
+            subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+            yield
+        finally:
+            if libc.setns(saved, _CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns back to the original network namespace")
+    finally:
+        os.close(saved)
+
+
 @pytest.fixture(scope="module")
 def two_dcs(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
             ) -> Iterator[TwoDCLab]:
     if not available():
         pytest.fail("Samba AD DC is not installed: run `make system-deps`", pytrace=False)
+    with own_network_namespace():
+        yield from _two_dcs(tmp_path_factory, request)
+
+
+def _two_dcs(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+             ) -> Iterator[TwoDCLab]:
     workdir = tmp_path_factory.mktemp("two-dcs")
     ca = LabCA.create(workdir / "dc-ca")
     started = time.monotonic()
