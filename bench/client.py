@@ -159,11 +159,12 @@ def run_apply(labdir: Path, parallelism: int) -> dict[str, Any]:
     from hvlm.reconcile import apply_plan, open_fleet, plan_fleet
 
     opened: list[Any] = []
+    ldap_cpu = [0.0]  # CPU of the calling thread inside the directory session (LDAP)
 
     def open_directory(spec: DirectorySpec) -> Any:
         directory = default_directory_opener(spec)
         opened.append(directory)  # keep it: its session counts the LDAP operations it sent
-        return directory
+        return _Timed(directory, ldap_cpu)
 
     manifest = load_manifest(labdir / "manifest.yaml").manifest
     clock = Clock()
@@ -171,15 +172,46 @@ def run_apply(labdir: Path, parallelism: int) -> dict[str, Any]:
         observation = fleet.observe()
         plan = plan_fleet(fleet, observation)
         planned = clock.since()
-        report = apply_plan(fleet, plan, observation)
+        report = apply_plan(fleet, plan, observation)  # host writes + verification read
+        applied = clock.since()
     counts: dict[str, int] = {}
     for result in report.results:
         counts[result.outcome.value] = counts.get(result.outcome.value, 0) + 1
     ldap = [vars(d.session.counters) for d in opened]
-    return {**clock.since(), "plan_wall_seconds": planned["wall_seconds"],
+    # the CPU of each stage: observe + plan (pools opened, one read per host, the directory
+    # search, the planner), then apply + verify (LDAP modifies, one write pipeline and one
+    # verification read per host), then the sessions' close
+    stages = {"observe_plan": planned["cpu_seconds"],
+              "apply_verify": round(applied["cpu_seconds"] - planned["cpu_seconds"], 4)}
+    total = clock.since()
+    stages["close"] = round(total["cpu_seconds"] - applied["cpu_seconds"], 4)
+    return {**total, "plan_wall_seconds": planned["wall_seconds"], "stage_cpu_seconds": stages,
+            "ldap_cpu_seconds": round(ldap_cpu[0], 4),
             "changes": len(plan.changes), "outcomes": counts, "drift": len(report.drift),
             "ok": report.ok, "ldap": _sum_counters(ldap), "ldap_sessions": len(ldap),
             "failures": [r.detail for r in report.results if r.detail][:3]}
+
+
+class _Timed:
+    """A directory session whose read / modify calls add their thread CPU time to `total`."""
+
+    def __init__(self, inner: Any, total: list[float]) -> None:
+        self._inner = inner
+        self._total = total
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._inner, name)
+        if name not in ("read", "modify") or not callable(attribute):
+            return attribute
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            began = time.thread_time()
+            try:
+                return attribute(*args, **kwargs)
+            finally:
+                self._total[0] += time.thread_time() - began
+
+        return timed
 
 
 def _sum_counters(counters: Sequence[dict[str, int]]) -> dict[str, int]:
@@ -188,6 +220,43 @@ def _sum_counters(counters: Sequence[dict[str, int]]) -> dict[str, int]:
         for key, value in one.items():
             total[key] = total.get(key, 0) + value
     return total
+
+
+def profiled(run: Callable[[], dict[str, Any]], top: int) -> dict[str, Any]:
+    """run() with cProfile in the calling thread and in every thread started meanwhile (the host
+    sessions run in worker threads), timed by each thread's CPU clock (time waiting for a host is
+    not counted); the merged top functions by own CPU time, then hvlm's own functions by
+    cumulative CPU time, go to stderr."""
+    import cProfile
+    import pstats
+    import threading
+
+    profiles: list[cProfile.Profile] = []
+    thread_run = threading.Thread.run
+
+    def run_profiled(thread: threading.Thread) -> None:
+        profile = cProfile.Profile(time.thread_time)
+        profiles.append(profile)
+        profile.enable()
+        try:
+            thread_run(thread)
+        finally:
+            profile.disable()
+
+    threading.Thread.run = run_profiled  # type: ignore[method-assign]
+    main = cProfile.Profile(time.thread_time)
+    main.enable()
+    try:
+        result = run()
+    finally:
+        main.disable()
+        threading.Thread.run = thread_run  # type: ignore[method-assign]
+    stats = pstats.Stats(main, stream=sys.stderr)
+    for profile in profiles:
+        stats.add(profile)
+    stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(r"/hvlm/", top)
+    return result
 
 
 RUNNERS: dict[str, Callable[[Path, int], dict[str, Any]]] = {
@@ -204,13 +273,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("labdir", type=Path)
     parser.add_argument("--parallelism", type=int, default=50)
     parser.add_argument("--cpu", type=int, help="pin this process to one CPU (Linux)")
+    parser.add_argument("--profile", type=int, metavar="N",
+                        help="profile every thread (cProfile); the top N functions by own time "
+                             "go to stderr (figures then include the profiler's overhead)")
     args = parser.parse_args(argv)
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})  # before any thread starts: they inherit it
     os.environ.update(lab_env(args.labdir))
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     preload()
-    result = RUNNERS[args.mode](args.labdir, args.parallelism)
+    if args.profile:
+        result = profiled(lambda: RUNNERS[args.mode](args.labdir, args.parallelism), args.profile)
+    else:
+        result = RUNNERS[args.mode](args.labdir, args.parallelism)
     print(json.dumps({"mode": args.mode, **result}), flush=True)
     return 0
 

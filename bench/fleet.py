@@ -262,6 +262,15 @@ def apply_run(hosts: int, latency_ms: float, parallelism: int) -> dict[str, Any]
         "wall_seconds": round(applied.wall, 3),
         "plan_part_seconds": client["plan_wall_seconds"],
         "client_cpu_seconds": round(applied.cpu, 3),
+        "client_cpu_ms_per_host": round(applied.cpu / hosts * 1000, 1),
+        "client_stage_cpu_seconds": client.get("stage_cpu_seconds", {}),
+        # of the client's CPU: the directory session (ldap3 + pyasn1: every delegation value of
+        # the lab's one peer group, so it grows with hosts x hosts) and the rest (host sessions,
+        # planner, verification)
+        "client_ldap_cpu_ms_per_host": round(client.get("ldap_cpu_seconds", 0.0) / hosts * 1000,
+                                             1),
+        "client_non_ldap_cpu_ms_per_host": round(
+            (applied.cpu - client.get("ldap_cpu_seconds", 0.0)) / hosts * 1000, 1),
         "lab_cpu_seconds": applied.lab_cpu_seconds,
         "directory_cpu_seconds": round(dc_cpu, 3),
         "requests_per_host": applied.requests,
