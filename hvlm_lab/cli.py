@@ -4,7 +4,7 @@ Part of the lab; `hvlm lab` (hvlm.cli.lab) adds this group when the lab's extra 
 commands are thin: `runner/process.py` does the work, `runner/files.py` documents the files.
 
     hvlm lab up --dir DIR [--hosts N] [--latency-ms L] [--faults FILE] [--no-directory]
-                [--transport https|http] [--timeout S]
+                [--transport https|http] [--timeout S] [--dcs 1|2] [--host-dc HOST=dcN ...]
         Starts the lab in the background; returns once every part answers. Writes DIR/lab.json
         (endpoints, PIDs, CA path, control URL), DIR/manifest.yaml (passes `hvlm validate`) and
         DIR/env (export lines: HVLM_WINRM_USER, HVLM_WINRM_PASSWORD, HVLM_LDAP_USER,
@@ -14,6 +14,14 @@ commands are thin: `runner/process.py` does the work, `runner/files.py` document
     hvlm lab stats --dir DIR [--host NAME] [--reset]   JSON counters on stdout (then reset them)
     hvlm lab down --dir DIR        stops what `up` started, by PID; exit 1 if anything still
                                    listens; idempotent (a second `down` is a success)
+    hvlm lab replication --dir DIR pause|resume|now
+        With --dcs 2: stop / restart inbound replication on dc2 (DISABLE_INBOUND_REPL, as
+        `repadmin /options dc2 +DISABLE_INBOUND_REPL` on Windows), or make dc2 pull from dc1 now.
+
+Two DCs (`--dcs 2`): dc1.lab.example on 127.0.0.1 and dc2.lab.example on 127.0.0.2, one domain,
+replicating (DRS); both in the manifest's directory.servers. Samba listens only on addresses lo
+has, so `up` adds 127.0.0.2/8 to lo when it is missing (it says so; `down` removes it): run the
+lab in its own network namespace (`unshare --net`) to leave the machine's lo alone.
 """
 
 from __future__ import annotations
@@ -57,9 +65,15 @@ def lab() -> None:
               help="Seconds to wait for every part to answer.")
 @click.option("--credential-guard", "credential_guard", multiple=True, metavar="NAME",
               help="This host runs Credential Guard (Win32_DeviceGuard); repeatable.")
+@click.option("--dcs", type=click.IntRange(1, 2), default=1, show_default=True,
+              help="Domain controllers: 2 adds dc2 (127.0.0.2), replicating with dc1.")
+@click.option("--host-dc", "host_dc", multiple=True, metavar="HOST=dcN",
+              help="The DC this host uses (Win32_NTDomain), e.g. HV02=dc2; default dc1. "
+              "Repeatable.")
 def up(workdir: Path, count: int, latency_ms: float, faults_file: Path | None,
        no_directory: bool, transport: str, timeout: float,
-       credential_guard: tuple[str, ...] = ()) -> None:
+       credential_guard: tuple[str, ...] = (), dcs: int = 1,
+       host_dc: tuple[str, ...] = ()) -> None:
     """Start a lab in the background; return when every part answers."""
     from hvlm_lab.runner.files import LabError, load_faults
     from hvlm_lab.runner.lab import LabOptions
@@ -68,14 +82,24 @@ def up(workdir: Path, count: int, latency_ms: float, faults_file: Path | None,
 
     try:
         faults = load_faults(faults_file) if faults_file else {}
+        chosen = dict(_host_dc(item) for item in host_dc)
         options = LabOptions(hosts=count, latency_ms=latency_ms, faults=faults,
                              directory=not no_directory, credential_guard=credential_guard,
+                             dcs=dcs, host_dc=chosen,
                              transport=Transport.HTTPS_BASIC if transport == "https"
                              else Transport.HTTP_NEGOTIATE)
         started = spawn(workdir, options, timeout)
     except LabError as exc:
         raise click.ClickException(str(exc)) from exc
     _echo_started(started)
+
+
+def _host_dc(item: str) -> tuple[str, str]:
+    host, sep, dc = item.partition("=")
+    if not sep or not host.strip() or not dc.strip():
+        raise click.BadParameter(f"{item!r}: expected HOST=dcN, e.g. HV02=dc2",
+                                 param_hint="--host-dc")
+    return host.strip(), dc.strip()
 
 
 def _echo_started(started: LabProcess) -> None:
@@ -87,6 +111,12 @@ def _echo_started(started: LabProcess) -> None:
     if info.directory is not None:
         click.echo(f"directory: {info.directory.url} at {info.directory.address} "
                    f"(realm {info.directory.realm}, pid {info.directory.pid})")
+        for replica in info.directory.replicas:
+            click.echo(f"directory: {replica.url} at {replica.address} (replicating with "
+                       f"{info.directory.url}, pid {replica.pid})")
+        for address in info.directory.added_addresses:
+            click.echo(f"loopback: added {address}/8 to lo (Samba listens only on addresses an "
+                       "interface has); `hvlm lab down` removes it")
     click.echo(f"manifest: {info.manifest}")
     click.echo(f"credentials: set -a; . {info.env}; set +a")
 
@@ -146,6 +176,30 @@ def down_command(workdir: Path) -> None:
         click.echo(f"lab down: {line}")
     if not report.ok:
         raise click.ClickException(f"still listening: {', '.join(report.listening)}")
+
+
+@lab.command("replication")
+@DIR_OPTION
+@click.argument("action", type=click.Choice(["pause", "resume", "now"]))
+def replication_command(workdir: Path, action: str) -> None:
+    """Pause or resume inbound replication on dc2, or make dc2 pull from dc1 now (--dcs 2)."""
+    from hvlm_lab.runner.files import LabError, read_info
+    from hvlm_lab.samba.config import SambaError
+    from hvlm_lab.samba.pair import DCPair
+
+    try:
+        info = read_info(workdir)
+        if info is None or info.directory is None or not info.directory.pair:
+            raise LabError(f"no two-DC lab in {workdir} (`hvlm lab up --dcs 2`)")
+        pair = DCPair.attach(Path(info.directory.pair))
+        {"pause": pair.pause_inbound, "resume": pair.resume_inbound,
+         "now": pair.replicate_now}[action]()
+    except (LabError, SambaError, OSError, ValueError) as exc:
+        raise click.ClickException(f"lab replication {action}: {exc}") from exc
+    done = {"pause": "dc2 no longer pulls changes from dc1 (DISABLE_INBOUND_REPL)",
+            "resume": "dc2 pulls changes again (at the next notification or periodic pull)",
+            "now": "dc2 pulled the domain partition from dc1"}
+    click.echo(f"lab replication: {done[action]}")
 
 
 __all__ = ["LAB_REQUIREMENTS", "lab"]

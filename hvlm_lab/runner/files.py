@@ -14,7 +14,13 @@ DIR/lab.json (format 1)::
      "directory": null | {"owned": true, "pid": <samba>, "workdir": DIR/dc,
                           "url": "ldaps://dc1.lab.example", "address": "127.0.0.1",
                           "ports": [389, 636, 88], "ca": ..., "krb5_conf": DIR/dc/krb5.conf,
-                          "realm": "LAB.EXAMPLE"}}
+                          "realm": "LAB.EXAMPLE",
+                          # `hvlm lab up --dcs 2`: the second DC, replicating with the first
+                          "replicas": [{"url": "ldaps://dc2.lab.example", "address": "127.0.0.2",
+                                        "workdir": DIR/dc/dc2, "pid": <samba>}],
+                          "pair": DIR/dc (samba-pair.json), "added_addresses": ["127.0.0.2"]}}
+    (replicas and added_addresses are empty, pair null, in a one-DC lab; added_addresses lists
+    what `up` added to lo, which `down` removes.)
 
 DIR/env: `export NAME='value'` lines (see `ENV_VARIABLES`), mode 0600.
 
@@ -86,6 +92,16 @@ class HostInfo:
 
 
 @dataclass(frozen=True)
+class ReplicaInfo:
+    """Another DC of the lab's domain (`hvlm lab up --dcs 2`), replicating with the first."""
+
+    url: str
+    address: str
+    workdir: str
+    pid: int | None
+
+
+@dataclass(frozen=True)
 class DirectoryInfo:
     """The lab's domain controller; `owned` is False when the lab reuses a DC it did not start."""
 
@@ -98,6 +114,20 @@ class DirectoryInfo:
     address: str = DC_ADDRESS
     ports: tuple[int, ...] = (389, 636, 88)
     realm: str = "LAB.EXAMPLE"
+    replicas: tuple[ReplicaInfo, ...] = ()
+    pair: str | None = None  # the DCPair's directory (samba-pair.json) with --dcs 2
+    added_addresses: tuple[str, ...] = ()  # added to lo by `up`, removed by `down`
+
+    @property
+    def servers(self) -> list[tuple[str, str]]:
+        """(url, address) of every DC, the first one first."""
+        return [(self.url, self.address), *((r.url, r.address) for r in self.replicas)]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> DirectoryInfo:
+        return cls(**{**data, "ports": tuple(data["ports"]),
+                      "replicas": tuple(ReplicaInfo(**r) for r in data.get("replicas", ())),
+                      "added_addresses": tuple(data.get("added_addresses", ()))})
 
 
 @dataclass(frozen=True)
@@ -143,8 +173,7 @@ class LabInfo:
             workdir=data["workdir"], mode=data["mode"], pid=data["pid"], ca=data["ca"],
             control_url=data.get("control_url"), subnet=data["subnet"],
             hosts=tuple(HostInfo(**h) for h in data["hosts"]),
-            directory=(DirectoryInfo(**{**directory, "ports": tuple(directory["ports"])})
-                       if directory else None),
+            directory=DirectoryInfo.from_json(directory) if directory else None,
             started_at=data["started_at"],
         )
 
@@ -222,7 +251,8 @@ def manifest_document(info: LabInfo) -> dict[str, Any]:
     if info.directory is not None:
         doc["directory"] = {
             "domain": LAB_DOMAIN,
-            "servers": [{"url": info.directory.url, "address": info.directory.address}],
+            "servers": [{"url": url, "address": address}
+                        for url, address in info.directory.servers],
             "auth": "simple",
             "certValidation": info.directory.ca,
         }

@@ -76,6 +76,7 @@ from hvlm_lab.runner.files import (
     HostInfo,
     LabError,
     LabInfo,
+    ReplicaInfo,
     check_fault_hosts,
     owner_alive,
     read_info,
@@ -84,6 +85,7 @@ from hvlm_lab.runner.files import (
     write_manifest,
 )
 from hvlm_lab.samba import dc as samba
+from hvlm_lab.samba.pair import PAIR_FILE, DCPair
 from hvlm_lab.wsman.server import Credentials, FaultSpec, LabEndpointConfig, LabServer, Transport
 
 __all__ = ["Lab", "LabError", "LabOptions", "Transport", "default_subnet", "directory_stats"]
@@ -124,9 +126,29 @@ class LabOptions:
     winrm_password: str | None = None  # None: a random one
     transport: Transport = Transport.HTTPS_BASIC
     credential_guard: tuple[str, ...] = ()  # hosts that run Credential Guard (--credential-guard)
+    dcs: int = 1  # 2: a second DC replicating with the first (`hvlm lab up --dcs 2`)
+    # the DC a host reports using (Win32_NTDomain), e.g. {"HV02": "dc2"} (--host-dc); else dc1
+    host_dc: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def configs(self) -> tuple[LabHostConfig, ...]:
-        return self._with_credential_guard(self._configs())
+        return self._with_host_dc(self._with_credential_guard(self._configs()))
+
+    def _with_host_dc(self, configs: tuple[LabHostConfig, ...]) -> tuple[LabHostConfig, ...]:
+        """The DC each host reports (Win32_NTDomain): dc1 unless --host-dc NAME=dcN says."""
+        if self.dcs not in (1, 2):
+            raise LabError(f"--dcs {self.dcs}: the lab runs one or two DCs")
+        chosen = {name.upper(): dc.lower().split(".")[0] for name, dc in self.host_dc.items()}
+        unknown = set(chosen) - {c.name.upper() for c in configs}
+        if unknown:
+            raise LabError(f"--host-dc names no lab host: {', '.join(sorted(unknown))}")
+        valid = [f"dc{n}" for n in range(1, self.dcs + 1)]
+        wrong = sorted(f"{h}={dc}" for h, dc in chosen.items() if dc not in valid)
+        if wrong:
+            raise LabError(f"--host-dc {', '.join(wrong)}: this lab's DCs are "
+                           f"{', '.join(valid)} (--dcs {self.dcs})")
+        return tuple(dataclasses.replace(c, domain_controller=f"{chosen[c.name.upper()]}."
+                                         f"{LAB_DOMAIN}")
+                     if c.name.upper() in chosen else c for c in configs)
 
     def _configs(self) -> tuple[LabHostConfig, ...]:
         if self.host_configs is not None:
@@ -166,11 +188,13 @@ class Lab:
     """A started lab: hosts served in-process, the DC as a child process (or reused)."""
 
     def __init__(self, info: LabInfo, server: LabServer, hosts: dict[str, HyperVHost],
-                 dc: samba.SambaDC | None, env: dict[str, str]) -> None:
+                 dc: samba.SambaDC | None, env: dict[str, str], pair: DCPair | None = None,
+                 ) -> None:
         self.info = info
         self.server = server
         self.hosts = hosts
-        self.dc = dc
+        self.dc = dc  # with two DCs: the first (pair.dc1)
+        self.pair = pair  # `--dcs 2`: both DCs
         self.env = env
         self._stopped = False
 
@@ -211,26 +235,31 @@ class Lab:
         ca = ca or LabCA.create(workdir)
         password = options.winrm_password or _random_password()
         owned_dc = options.directory and dc is None
+        if options.dcs == 2 and not owned_dc:
+            raise LabError("--dcs 2 needs a directory the lab starts itself")
+        pair: DCPair | None = None
         with ThreadPoolExecutor(1, thread_name_prefix="hvlm-lab-dc") as pool:
             dc_future = pool.submit(_start_dc, workdir, ca, options) if owned_dc else None
             lab_hosts = {c.name: HyperVHost(c) for c in configs}
             server = _start_server(workdir, ca, configs, lab_hosts, options, password, dc_future)
             try:
-                dc = dc_future.result() if dc_future is not None else dc
+                if dc_future is not None:
+                    dc, pair = dc_future.result()
             except BaseException:
                 server.stop()  # the DC did not start: leave no host listening either
                 raise
         try:
             if dc is not None:
                 _add_accounts(dc, configs)
-            info = _info(workdir, mode, ca, server, configs, options, dc, owned_dc)
+            if pair is not None:
+                pair.replicate_now()  # DC2 holds the accounts before anyone reads them there
+            info = _info(workdir, mode, ca, server, configs, options, dc, owned_dc, pair)
             env = _env(options.winrm_user, password, dc, info)
-            lab = cls(info, server, lab_hosts, dc, env)
+            lab = cls(info, server, lab_hosts, dc, env, pair)
             lab._write_files()
         except BaseException:
             server.stop()
-            if owned_dc and dc is not None:
-                dc.stop()
+            _stop_directory(dc if owned_dc else None, pair)
             raise
         return lab
 
@@ -287,7 +316,7 @@ class Lab:
             self.server.stop()
         finally:
             if self.dc is not None and self.info.directory and self.info.directory.owned:
-                self.dc.stop()
+                _stop_directory(self.dc, self.pair, remove=self.info.mode != "process")
 
     def __enter__(self) -> Lab:
         return self
@@ -321,18 +350,42 @@ def _prepare(workdir: Path) -> Path:
 
 def leftover_dc(workdir: Path) -> samba.SambaDC | None:
     """The DC a lab started in DIR/dc, if it still runs (e.g. its lab process was killed)."""
+    left = leftover_dcs(workdir)
+    return left[0] if left else None
+
+
+def leftover_dcs(workdir: Path) -> list[samba.SambaDC]:
+    """Every DC a lab started in DIR/dc (one, or the two of --dcs 2) that still runs."""
     try:
-        dc = samba.SambaDC.attach(workdir / "dc")
+        if (workdir / "dc" / PAIR_FILE).exists():
+            pair = DCPair.attach(workdir / "dc")
+            dcs = [pair.dc1, pair.dc2]
+        else:
+            dcs = [samba.SambaDC.attach(workdir / "dc")]
     except (OSError, ValueError, KeyError):
-        return None
-    return dc if dc.running() else None
+        return []
+    return [dc for dc in dcs if dc.running()]
 
 
 def _random_password() -> str:
     return f"Lab-{secrets.token_urlsafe(12)}-1!"
 
 
-def _start_dc(workdir: Path, ca: LabCA, options: LabOptions) -> samba.SambaDC:
+def _stop_directory(dc: samba.SambaDC | None, pair: DCPair | None, remove: bool = True) -> None:
+    """Stop the lab's DC, or both DCs and (`remove`) the loopback addresses added for them (a
+    lab process leaves them to `hvlm lab down`, which says what it removes)."""
+    if pair is not None:
+        try:
+            pair.stop()
+        finally:
+            if remove:
+                pair.remove_addresses()
+    elif dc is not None:
+        dc.stop()
+
+
+def _start_dc(workdir: Path, ca: LabCA, options: LabOptions
+              ) -> tuple[samba.SambaDC, DCPair | None]:
     if not samba.available():
         raise LabError(
             "the lab's directory needs Samba AD DC and MIT Kerberos tools (samba, samba-tool, "
@@ -340,14 +393,17 @@ def _start_dc(workdir: Path, ca: LabCA, options: LabOptions) -> samba.SambaDC:
             "krb5-user ldb-tools smbclient (or start the lab with --no-directory)")
     templates = options.template_dir or template_dir()
     templates.mkdir(parents=True, exist_ok=True)
+    if options.dcs == 2:
+        pair = DCPair.create(workdir / "dc", ca=ca, template_dir=templates)
+        return pair.dc1, pair
     dc = samba.SambaDC.provision(workdir / "dc", ca=ca, template_dir=templates)
     dc.start()
-    return dc
+    return dc, None
 
 
 def _start_server(workdir: Path, ca: LabCA, configs: Sequence[LabHostConfig],
                   hosts: Mapping[str, HyperVHost], options: LabOptions, password: str,
-                  dc_future: Future[samba.SambaDC] | None) -> LabServer:
+                  dc_future: Future[tuple[samba.SambaDC, DCPair | None]] | None) -> LabServer:
     credentials = Credentials(options.winrm_user, password)
     endpoints = [
         LabEndpointConfig(c.name, hosts[c.name], credentials, options.transport, fqdn=_fqdn(c),
@@ -364,9 +420,9 @@ def _start_server(workdir: Path, ca: LabCA, configs: Sequence[LabHostConfig],
     return server
 
 
-def _stop_quietly(dc_future: Future[samba.SambaDC]) -> None:
+def _stop_quietly(dc_future: Future[tuple[samba.SambaDC, DCPair | None]]) -> None:
     with contextlib.suppress(Exception):  # the server's error is the one to report
-        dc_future.result().stop()
+        _stop_directory(*dc_future.result())
 
 
 def _fqdn(config: LabHostConfig) -> str:
@@ -405,7 +461,7 @@ def _migration_address(config: LabHostConfig, subnet: str) -> str:
 
 def _info(workdir: Path, mode: str, ca: LabCA, server: LabServer,
           configs: Sequence[LabHostConfig], options: LabOptions, dc: samba.SambaDC | None,
-          owned_dc: bool) -> LabInfo:
+          owned_dc: bool, pair: DCPair | None = None) -> LabInfo:
     subnet = options.lab_subnet()
     hosts = tuple(
         HostInfo(c.name, _fqdn(c), *server.endpoint(c.name),
@@ -419,6 +475,10 @@ def _info(workdir: Path, mode: str, ca: LabCA, server: LabServer,
             ca=str(ca.cert_path if owned_dc else dc.ca_path),
             krb5_conf=str(dc.krb5_conf), url=DC_URL, address=DC_ADDRESS,
             ports=samba.PORTS, realm=dc.config.realm,
+            replicas=(ReplicaInfo(f"ldaps://{pair.dc2.config.dc_fqdn}", pair.dc2.config.address,
+                                  str(pair.dc2.config.workdir), pair.dc2.pid),) if pair else (),
+            pair=str(pair.workdir) if pair else None,
+            added_addresses=pair.added_addresses if pair else (),
         )
     return LabInfo(workdir=str(workdir), mode=mode, pid=os.getpid(), ca=str(ca.cert_path),
                    control_url=server.control_url, subnet=subnet, hosts=hosts,

@@ -37,8 +37,10 @@ from typing import Any
 
 from hvlm_lab.runner.files import (
     LOG_FILE,
+    DirectoryInfo,
     LabError,
     LabInfo,
+    ReplicaInfo,
     is_lab_process,
     owner_alive,
     pid_alive,
@@ -49,11 +51,12 @@ from hvlm_lab.runner.lab import (
     Lab,
     LabOptions,
     directory_stats,
-    leftover_dc,
+    leftover_dcs,
     read_baseline,
     reset_baseline,
 )
 from hvlm_lab.samba import dc as samba
+from hvlm_lab.samba.pair import remove_loopback
 from hvlm_lab.wsman.control import LabControlClient
 from hvlm_lab.wsman.faults import FaultSpec
 from hvlm_lab.wsman.server import Transport
@@ -254,6 +257,7 @@ def status(workdir: Path) -> LabStatus:
         + (f"; not listening: {', '.join(down_hosts[:10])}" if down_hosts else "")))
     if info.directory is not None:
         parts.append(_directory_status(info))
+        parts += [_replica_status(info.directory, replica) for replica in info.directory.replicas]
     return LabStatus(info.workdir, tuple(parts))
 
 
@@ -281,6 +285,20 @@ def _directory_status(info: LabInfo) -> PartStatus:
     return PartStatus("directory", running and not closed, detail)
 
 
+def _replica_status(directory: DirectoryInfo, replica: ReplicaInfo) -> PartStatus:
+    """The second DC of `--dcs 2` (part "directory-dc2"): its ports and its samba process."""
+    closed = [port for port in directory.ports if not _listening(port, replica.address)]
+    dc = samba.SambaDC.attach(Path(replica.workdir))
+    running = dc.running()
+    detail = f"{replica.url} at {replica.address}, pid {dc.pid}"
+    if closed:
+        detail += f"; ports not listening: {closed}"
+    if not running:
+        detail += "; samba not running"
+    name = replica.url.removeprefix("ldaps://").split(".")[0]
+    return PartStatus(f"directory-{name}", running and not closed, detail)
+
+
 @dataclass(frozen=True)
 class DownReport:
     stopped: tuple[str, ...]
@@ -305,10 +323,14 @@ def down(workdir: Path, timeout: float = 30.0) -> DownReport:
     elif info.mode != "process" and pid_alive(info.pid):
         notes.append(f"an in-process lab of pid {info.pid}: stop it from that process")
     if info.directory is not None and info.directory.owned:
-        dc = samba.SambaDC.attach(Path(info.directory.workdir))
-        if dc.running():
-            stopped.append(f"samba {dc.pid}")
-            dc.stop(timeout)
+        workdirs = [info.directory.workdir, *(r.workdir for r in info.directory.replicas)]
+        for dc in (samba.SambaDC.attach(Path(w)) for w in reversed(workdirs)):
+            if dc.running():
+                stopped.append(f"samba {dc.pid}")
+                dc.stop(timeout)
+        for address in info.directory.added_addresses:  # what `up` added to lo
+            if remove_loopback(address):
+                notes.append(f"removed {address}/8 from lo (added by `hvlm lab up --dcs 2`)")
     listening = _wait_closed(info, time.monotonic() + timeout)
     if not stopped and not listening:
         notes.append("already stopped")
@@ -316,12 +338,13 @@ def down(workdir: Path, timeout: float = 30.0) -> DownReport:
 
 
 def _down_orphan_dc(workdir: Path, timeout: float) -> DownReport:
-    """No lab.json (a start that failed half-way): stop the DC it may have left in DIR/dc."""
-    dc = leftover_dc(workdir)
-    if dc is not None:
-        pid = dc.pid
+    """No lab.json (a start that failed half-way): stop the DCs it may have left in DIR/dc."""
+    stopped = []
+    for dc in leftover_dcs(workdir):
+        stopped.append(f"samba {dc.pid}")
         dc.stop(timeout)
-        return DownReport((f"samba {pid}",), ())
+    if stopped:
+        return DownReport(tuple(stopped), ())
     return DownReport((), (), (f"no lab in {workdir}",))
 
 
@@ -332,7 +355,8 @@ def _addresses(info: LabInfo) -> list[tuple[str, str, int]]:
         host, _, port = info.control_url.removeprefix("http://").partition(":")
         found.append(("control", host, int(port)))
     if info.directory is not None and info.directory.owned:
-        found += [("directory", info.directory.address, p) for p in info.directory.ports]
+        found += [("directory", address, p) for _, address in info.directory.servers
+                  for p in info.directory.ports]
     return found
 
 

@@ -51,16 +51,33 @@ PAIR_FILE = "samba-pair.json"
 _TEMPLATE_VERSION = "1"
 
 
-def ensure_loopback(address: str) -> None:
-    """Add `address`/8 to lo unless it is there (Samba listens only on configured interfaces)."""
+def on_loopback(address: str) -> bool:
     shown = subprocess.run(["ip", "-o", "-4", "addr", "show", "dev", "lo"], capture_output=True,
                            text=True, check=False).stdout
-    if f" {address}/" in shown:
-        return
+    return f" {address}/" in shown
+
+
+def ensure_loopback(address: str) -> bool:
+    """Add `address`/8 to lo unless it is there (Samba listens only on configured interfaces);
+    True when it was added (this changes the network namespace: `remove_loopback` undoes it)."""
+    if on_loopback(address):
+        return False
     added = subprocess.run(["ip", "addr", "add", f"{address}/8", "dev", "lo"],
                            capture_output=True, text=True, check=False)
     if added.returncode != 0:
         raise SambaError(f"cannot add {address} to lo (root needed): {added.stderr.strip()}")
+    return True
+
+
+def remove_loopback(address: str) -> bool:
+    """Remove `address`/8 from lo (what ensure_loopback added); True when it was there."""
+    if not on_loopback(address):
+        return False
+    removed = subprocess.run(["ip", "addr", "del", f"{address}/8", "dev", "lo"],
+                             capture_output=True, text=True, check=False)
+    if removed.returncode != 0:
+        raise SambaError(f"cannot remove {address} from lo: {removed.stderr.strip()}")
+    return True
 
 
 @dataclasses.dataclass
@@ -70,6 +87,7 @@ class DCPair:
     dc1: SambaDC
     dc2: SambaDC
     workdir: Path
+    added_addresses: tuple[str, ...] = ()  # added to lo by create(): remove_loopback at the end
 
     # ---- build -------------------------------------------------------------------------------
     @classmethod
@@ -82,14 +100,13 @@ class DCPair:
         cfgs = [DCConfig(workdir / f"dc{n}", admin_password=admin_password, host_name=f"DC{n}",
                          address=address, replicating=True, names_dir=names)
                 for n, address in ((1, addresses[0]), (2, addresses[1]))]
-        for address in addresses:
-            ensure_loopback(address)
+        added = tuple(a for a in addresses if ensure_loopback(a))
         _write_names(names, cfgs)
         for cfg in cfgs:
             for directory in (cfg.workdir, cfg.run_dir, cfg.log_dir, cfg.keytab_dir):
                 directory.mkdir(parents=True, exist_ok=True)
         cached = Path(template_dir).resolve() / _template_key(cfgs) if template_dir else None
-        pair = cls(SambaDC(cfgs[0]), SambaDC(cfgs[1]), workdir)
+        pair = cls(SambaDC(cfgs[0]), SambaDC(cfgs[1]), workdir, added)
         if cached is not None and cached.is_dir():
             for n, cfg in enumerate(cfgs, start=1):
                 shutil.copytree(cached / f"dc{n}", cfg.target_dir, symlinks=True)
@@ -210,14 +227,19 @@ class DCPair:
     # ---- state (for `hvlm lab down` from another process) -------------------------------------
     def _save_state(self) -> None:
         state = {"workdir": str(self.workdir),
-                 "dcs": [str(self.dc1.config.workdir), str(self.dc2.config.workdir)]}
+                 "dcs": [str(self.dc1.config.workdir), str(self.dc2.config.workdir)],
+                 "added_addresses": list(self.added_addresses)}
         (self.workdir / PAIR_FILE).write_text(json.dumps(state, indent=2) + "\n")
 
     @classmethod
     def attach(cls, workdir: Path) -> DCPair:
         state = json.loads((Path(workdir) / PAIR_FILE).read_text())
         dc1, dc2 = (SambaDC.attach(Path(d)) for d in state["dcs"])
-        return cls(dc1, dc2, Path(state["workdir"]))
+        return cls(dc1, dc2, Path(state["workdir"]), tuple(state.get("added_addresses", ())))
+
+    def remove_addresses(self) -> list[str]:
+        """Remove from lo the addresses create() added (after stop()); the ones removed."""
+        return [a for a in self.added_addresses if remove_loopback(a)]
 
 
 def _sockets(directory: str, names: list[str]) -> set[str]:

@@ -452,3 +452,40 @@ def test_http_ntlm_lab_with_message_encryption(tmp_path: Path) -> None:
             (vmhost,) = ps.invoke()
         assert vmhost.adapted_properties["MaximumVirtualMachineMigrations"] == 2
         assert lab.server.stats("HV02")["http_status"]["200"] >= 4
+
+
+def lo_addresses() -> str:
+    return subprocess.run(["ip", "-o", "-4", "addr", "show", "dev", "lo"], capture_output=True,
+                          text=True, check=True).stdout
+
+
+def test_two_dcs_up_status_replication_down(lab_dir: Path) -> None:
+    """`hvlm lab up --dcs 2`: both DCs in the manifest and in status, HV02 reports dc2, an account
+    written on dc1 reaches dc2 unless dc2's inbound replication is paused; `down` stops both and
+    removes the address it added to lo."""
+    up = hvlm("lab", "up", "--dir", str(lab_dir), "--hosts", "2", "--dcs", "2",
+              "--host-dc", "HV02=dc2")
+    assert "directory: ldaps://dc2.lab.example at 127.0.0.2 (replicating with" in up.stdout
+    assert "loopback: added 127.0.0.2/8 to lo" in up.stdout
+    assert " 127.0.0.2/8 " in lo_addresses()
+    manifest = manifest_of(lab_dir)
+    assert manifest["directory"]["servers"] == [
+        {"url": "ldaps://dc1.lab.example", "address": "127.0.0.1"},
+        {"url": "ldaps://dc2.lab.example", "address": "127.0.0.2"}]
+    status = json.loads(hvlm("lab", "status", "--dir", str(lab_dir), "--format", "json").stdout)
+    assert status["up"] and status["parts"]["directory-dc2"]["up"], status
+    env = read_env(lab_dir)
+    dc2 = {**manifest, "directory": {**manifest["directory"],
+                                     "servers": manifest["directory"]["servers"][1:]}}
+    assert ldap_computer(dc2, env, "HV01")["dNSHostName"] == ["hv01.lab.example"]  # replicated
+
+    assert hvlm("lab", "replication", "--dir", str(lab_dir), "pause").stdout.startswith(
+        "lab replication: dc2 no longer pulls")
+    hvlm("lab", "replication", "--dir", str(lab_dir), "resume")
+    hvlm("lab", "replication", "--dir", str(lab_dir), "now")
+
+    down = hvlm("lab", "down", "--dir", str(lab_dir))
+    assert "stopped lab process" in down.stdout  # which stopped both DCs
+    assert "removed 127.0.0.2/8 from lo" in down.stdout, down.stdout
+    assert " 127.0.0.2/" not in lo_addresses()
+    assert listening_ports() == set()
