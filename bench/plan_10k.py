@@ -12,8 +12,12 @@ holds. Scenarios:
   drift      a converged fleet where 1% of hosts and accounts drifted;
   converged  everything already true: the plan is empty (the steady state of a GitOps pipeline).
 Time: best of --repeat runs, wall (time.perf_counter) and CPU (time.process_time: less
-sensitive to other load on a shared machine), tracemalloc off. Memory: peak traced allocation of
-one more run under tracemalloc (inputs excluded: they are built before tracing starts).
+sensitive to other load on a shared machine), tracemalloc off; the previous run's plan is freed
+before the clock starts. Memory: peak traced allocation of one more run under tracemalloc (inputs
+excluded: they are built before tracing starts). Plan file: the size in MB (10^6 bytes, UTF-8) of
+`hvlm.plan.dumps_plan` (what `hvlm plan --out FILE` writes), and the time to write it and to read
+it back with `loads_plan` (checked equal). `issue16_targets(results)` gives bench.__main__ the
+issue 16 rows (fresh fleet: planning time, plan file size).
 
     python bench/plan_10k.py [--hosts N] [--rack N] [--repeat N] [--json]
 """
@@ -41,7 +45,7 @@ from hvlm.model import (
     PerformanceOption,
     desired_delegation,
 )
-from hvlm.plan import Plan
+from hvlm.plan import Plan, dumps_plan, loads_plan
 from hvlm.planner import build_plan
 from hvlm.state import DelegationState, DirectoryState, HostState, MigrationState, ObservedNetwork
 
@@ -109,13 +113,23 @@ def measure(manifest: Manifest, scenario: str, repeat: int) -> dict[str, Any]:
     best = best_cpu = float("inf")
     plan: Plan | None = None
     for _ in range(repeat):
+        plan = None  # the previous run's plan is freed here, not inside the timed call
         gc.collect()
         start, start_cpu = time.perf_counter(), time.process_time()
         plan = build_plan(manifest, hosts, directory, refresh_tickets=True)
         best = min(best, time.perf_counter() - start)
         best_cpu = min(best_cpu, time.process_time() - start_cpu)
     assert plan is not None
-    del plan
+    # The saved plan (`hvlm plan --out FILE`): its size, and the time to write and read it back.
+    start = time.perf_counter()
+    text = dumps_plan(plan)
+    dump_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    loaded = loads_plan(text)
+    load_seconds = time.perf_counter() - start
+    assert loaded == plan
+    plan_bytes = len(text.encode("utf-8"))
+    del plan, loaded, text
     gc.collect()
     tracemalloc.start()
     plan = build_plan(manifest, hosts, directory, refresh_tickets=True)
@@ -130,6 +144,9 @@ def measure(manifest: Manifest, scenario: str, repeat: int) -> dict[str, Any]:
         "seconds": round(best, 4),
         "cpu_seconds": round(best_cpu, 4),
         "peak_mib": round(peak / 2**20, 1),
+        "plan_file_mb": round(plan_bytes / 1e6, 2),
+        "dump_seconds": round(dump_seconds, 3),
+        "load_seconds": round(load_seconds, 3),
     }
 
 
@@ -141,15 +158,51 @@ def run(hosts: int = 10_000, rack: int = 16, repeat: int = 3) -> dict[str, Any]:
             "delegation_values": values, "results": results}
 
 
+PLANNING_SECONDS, PLAN_FILE_MB = 0.4, 25.0  # issue 16: a fresh 10,000-host fleet
+
+
+def _target_row(figure: str, measured: float | None, target: float, unit: str, note: str
+                ) -> dict[str, Any]:
+    """A row of bench.__main__'s targets table (its `_row` shape; met None: not measured)."""
+    return {"figure": figure, "measured": measured, "target": f"<= {target:g}{unit}",
+            "limit": target, "unit": unit,
+            "met": None if measured is None else bool(measured <= target), "note": note}
+
+
+def issue16_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 16's two planner figures from `results["planning"]` (this module's `run`): the fresh
+    fleet's pure planning time and the size of its saved plan (`dumps_plan`, as `--out` writes)."""
+    planning = results.get("planning") or {}
+    fresh = next((r for r in planning.get("results", ()) if r["scenario"] == "fresh"), None)
+    hosts = planning.get("hosts", 10_000)
+    time_figure = f"pure planning of a fresh {hosts:,}-host fleet, wall"
+    size_figure = f"saved plan of a fresh {hosts:,}-host fleet, size"
+    if fresh is None:
+        why = "TODO: run the planning section"
+        return [_target_row(time_figure, None, PLANNING_SECONDS, " s", why),
+                _target_row(size_figure, None, PLAN_FILE_MB, " MB", why)]
+    return [
+        _target_row(time_figure, fresh["seconds"], PLANNING_SECONDS, " s",
+                    f"best of the repeats; CPU {fresh['cpu_seconds']} s; {fresh['changes']} "
+                    "changes"),
+        _target_row(size_figure, fresh["plan_file_mb"], PLAN_FILE_MB, " MB",
+                    "compact JSON; each delegation value is listed twice (the change's `add` and "
+                    f"`after`); written in {fresh['dump_seconds']} s, read back in "
+                    f"{fresh['load_seconds']} s"),
+    ]
+
+
 def table(report: dict[str, Any]) -> str:
     lines = [f"pure planning: {report['hosts']} hosts, racks of {report['rack']} "
              f"({report['delegation_values']} desired delegation values)",
              f"{'scenario':<10} {'changes':>8} {'add/change/delete':>20} {'wall (s)':>9} "
-             f"{'cpu (s)':>8} {'peak MiB':>9}"]
+             f"{'cpu (s)':>8} {'peak MiB':>9} {'plan file MB':>13} {'dump/load (s)':>14}"]
     for r in report["results"]:
         counts = f"{r['add']}/{r['change']}/{r['delete']}"
+        io = f"{r['dump_seconds']:.2f}/{r['load_seconds']:.2f}"
         lines.append(f"{r['scenario']:<10} {r['changes']:>8} {counts:>20} {r['seconds']:>9.3f} "
-                     f"{r['cpu_seconds']:>8.3f} {r['peak_mib']:>9.1f}")
+                     f"{r['cpu_seconds']:>8.3f} {r['peak_mib']:>9.1f} {r['plan_file_mb']:>13.2f} "
+                     f"{io:>14}")
     return "\n".join(lines)
 
 

@@ -16,7 +16,8 @@ from hvlm.model import (
     manifest_names,
 )
 
-_PeerValues = tuple[tuple[str, ...], tuple[str, ...]]  # values toward a peer, and lower-cased
+# values toward a peer, and the same by their lower-cased form
+PeerValues = tuple[tuple[str, ...], dict[str, str]]
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class Context:
     selected: frozenset[str] | None  # upper-cased keys, None = all
     selected_names: frozenset[str]  # short names and FQDNs of the selected hosts, lower-cased
     # values toward each peer for one service set, built once: services -> peer name -> values
-    toward: dict[tuple[DelegationService, ...], dict[str, _PeerValues]] = \
+    toward: dict[tuple[DelegationService, ...], dict[str, PeerValues]] = \
         field(default_factory=dict)
     # fingerprints of the observed objects the changes are computed from: target -> sha256
     targets: dict[str, str] = field(default_factory=dict)

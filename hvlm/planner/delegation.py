@@ -7,6 +7,8 @@ last (phase directory-prune). Pure: imports no ldap3.
 
 from __future__ import annotations
 
+from itertools import chain
+
 from hvlm.errors import HvlmError
 from hvlm.findings import (
     Finding,
@@ -22,14 +24,14 @@ from hvlm.model import (
 )
 from hvlm.plan import (
     Action,
-    Address,
     Change,
     Kind,
     Part,
     Phase,
     account_fingerprint,
+    address_text,
 )
-from hvlm.planner.context import Context
+from hvlm.planner.context import Context, PeerValues
 from hvlm.state import DelegationState, DirectoryState
 
 DELEGATION_ATTRIBUTE = "allowedToDelegateTo"
@@ -62,7 +64,7 @@ def directory_phases(
         pruned.extend(removes)
         if adds or removes:
             touched.append(spec.name)
-            ctx.targets[str(Address(Kind.DIRECTORY, spec.name))] = account_fingerprint(account)
+            ctx.targets[address_text(Kind.DIRECTORY, spec.name)] = account_fingerprint(account)
     return added, pruned, touched
 
 
@@ -71,64 +73,71 @@ def _target_name(value: str) -> str:
     return target.split(":", 1)[0].split("/", 1)[0].lower()
 
 
-def _desired_values(ctx: Context, spec: HostSpec) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """hvlm.model.desired_delegation (and the same values lower-cased), each peer's values built
-    once for the whole fleet."""
+def _desired_values(ctx: Context, spec: HostSpec) -> list[PeerValues]:
+    """hvlm.model.desired_delegation, peer by peer (each peer's values, and the same by their
+    lower-cased form, built once for the whole fleet): the values are these peers' in order."""
     if not spec.uses_kerberos:
-        return (), ()
+        return []
     services = spec.delegation.services
     toward = ctx.toward.setdefault(services, {})
-    values: list[str] = []
-    lowered: list[str] = []
+    try:
+        return [toward[name] for name in spec.peers]
+    except KeyError:  # a peer seen for the first time
+        pass
     for name in spec.peers:
-        cached = toward.get(name)
-        if cached is None:
+        if name not in toward:
             peer = ctx.index.get(name.upper())
             if peer is None:
                 raise HvlmError(f"host {spec.name}: peer {name} is not a host of the manifest")
             targets = delegation_targets(peer, services)
-            cached = toward[name] = (targets, tuple(v.lower() for v in targets))
-        values.extend(cached[0])
-        lowered.extend(cached[1])
-    return tuple(values), tuple(lowered)
+            toward[name] = (targets, {v.lower(): v for v in targets})
+    return [toward[name] for name in spec.peers]
 
 
 def _account_changes(
     ctx: Context, spec: HostSpec, account: DelegationState
 ) -> tuple[list[Change], list[Change]]:
     selected = ctx.is_selected(spec)
-    desired, lowered = _desired_values(ctx, spec)
+    desired = _desired_values(ctx, spec)
     stored = account.allowed_to_delegate_to
-    add = _missing_values(ctx, selected, desired, lowered, stored)
+    exact = set(stored)
+    add = _missing_values(ctx, selected, desired, stored, exact)
     delete: list[str] = []
     if ctx.manifest.prune_delegation:
-        delete = _stale_values(ctx, selected, desired, lowered, stored)
+        delete = _stale_values(ctx, selected, desired, stored, exact)
     transition = _transition(spec, account) if selected else None
+    if not add and not delete and transition is None:
+        return [], []
     return _delegation_changes(spec, account, add, delete, transition)
 
 
 def _missing_values(
-    ctx: Context, selected: bool, desired: tuple[str, ...], lowered: tuple[str, ...],
-    stored: tuple[str, ...],
+    ctx: Context, selected: bool, desired: list[PeerValues], stored: tuple[str, ...],
+    exact: set[str],
 ) -> list[str]:
     """Desired values with no case variant stored (exact matches first: the common case)."""
-    exact = set(stored)
-    if all(v in exact for v in desired):
+    if exact.issuperset(chain.from_iterable([values for values, _ in desired])):
         return []
-    have = {v.lower() for v in stored}
-    missing = {low: v for v, low in zip(desired, lowered, strict=True) if low not in have}
-    add = list(missing.values())  # one value per case-insensitive key, in the manifest's order
+    # one value per case-insensitive key (in the manifest's order), none that a stored one matches
+    missing: dict[str, str] = {}
+    for _, by_lower in desired:
+        missing.update(by_lower)
+    for value in stored:
+        missing.pop(value.lower(), None)
+    add = list(missing.values())
     if not selected:
         add = [v for v in add if _target_name(v) in ctx.selected_names]
     return add
 
 
 def _stale_values(
-    ctx: Context, selected: bool, desired: tuple[str, ...], lowered: tuple[str, ...],
-    stored: tuple[str, ...],
+    ctx: Context, selected: bool, desired: list[PeerValues], stored: tuple[str, ...],
+    exact: set[str],
 ) -> list[str]:
     """hvlm's own stored values that no desired value matches, case-insensitively."""
-    undesired = set(stored).difference(desired)
+    undesired = exact.difference(chain.from_iterable([values for values, _ in desired]))
+    if not undesired:
+        return []
     candidates = [
         v for v in stored
         if v in undesired and owned_value(v, ctx.names)
@@ -136,7 +145,7 @@ def _stale_values(
     ]
     if not candidates:
         return []
-    wanted = set(lowered)
+    wanted = set(chain.from_iterable([by_lower for _, by_lower in desired]))
     return [v for v in candidates if v.lower() not in wanted]
 
 
@@ -155,8 +164,8 @@ def _delegation_changes(
     adds: list[Change] = []
     removes: list[Change] = []
     values = tuple(account.allowed_to_delegate_to)
-    address = str(Address(Kind.DIRECTORY, spec.name, Part.DELEGATION))
     if add:
+        address = address_text(Kind.DIRECTORY, spec.name, Part.DELEGATION)
         after = values + tuple(add)
         reason = (f"{spec.name} migrates with Kerberos to {len(spec.peers)} peer(s): "
                   f"{len(add)} value(s) missing")
@@ -169,7 +178,7 @@ def _delegation_changes(
         gone = set(delete)
         after = tuple(v for v in values if v not in gone)
         reason = f"prune.delegation: hvlm's values toward hosts that are not {spec.name}'s peers"
-        removes.append(Change(str(Address(Kind.DIRECTORY, spec.name, Part.DELEGATION_PRUNE)),
+        removes.append(Change(address_text(Kind.DIRECTORY, spec.name, Part.DELEGATION_PRUNE),
                               Phase.DIRECTORY_PRUNE, Action.DELETE,
                               spec.name, reason, {DELEGATION_ATTRIBUTE: values},
                               {DELEGATION_ATTRIBUTE: after}, delete=tuple(delete)))
@@ -179,16 +188,21 @@ def _delegation_changes(
     return adds, removes
 
 
+_TRANSITION_REASON = {
+    wanted: ("delegation.protocolTransition: "
+             f"{'true' if wanted else 'false'} (\"use any authentication protocol\")")
+    for wanted in (True, False)
+}
+
+
 def _transition_change(spec: HostSpec, account: DelegationState, wanted: bool) -> Change:
     uac = account.user_account_control
     new = uac | UAC_TRUSTED_TO_AUTH_FOR_DELEGATION if wanted else \
         uac & ~UAC_TRUSTED_TO_AUTH_FOR_DELEGATION
     phase = Phase.DIRECTORY_ADD if wanted else Phase.DIRECTORY_PRUNE
-    reason = ("delegation.protocolTransition: "
-              f"{'true' if wanted else 'false'} (\"use any authentication protocol\")")
     return Change(
-        str(Address(Kind.DIRECTORY, spec.name, Part.PROTOCOL_TRANSITION)), phase, Action.UPDATE,
-        spec.name, reason,
+        address_text(Kind.DIRECTORY, spec.name, Part.PROTOCOL_TRANSITION), phase, Action.UPDATE,
+        spec.name, _TRANSITION_REASON[wanted],
         {"protocolTransition": not wanted, "userAccountControl": uac},
         {"protocolTransition": wanted, "userAccountControl": new},
     )

@@ -9,7 +9,7 @@ table hvlm.settings.HOST_SETTINGS; findings from hvlm.findings.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from hvlm.findings import (
     Finding,
@@ -27,16 +27,16 @@ from hvlm.model import (
 )
 from hvlm.plan import (
     Action,
-    Address,
     Change,
     FieldValue,
     Kind,
     Part,
     Phase,
+    address_text,
     host_fingerprint,
 )
 from hvlm.planner.context import Context
-from hvlm.settings import BY_KEY, HOST_SETTINGS, HostSetting
+from hvlm.settings import BY_KEY, HOST_SETTINGS, HostSetting, PlainValue
 from hvlm.state import HostState, MigrationState, ObservedNetwork
 
 
@@ -45,22 +45,53 @@ def host_phase(
 ) -> tuple[list[Change], list[str]]:
     changes: list[Change] = []
     unread: list[str] = []
+    declared: dict[int, _Declared] = {}  # by id(): the manifest holds every MigrationSettings
     for spec in ctx.manifest.hosts:
-        if not ctx.is_selected(spec):
+        key = spec.key
+        if ctx.selected is not None and key not in ctx.selected:
             continue
-        state = hosts.get(spec.key)
-        if state is None or spec.key in errors:
+        state = hosts.get(key)
+        if state is None or key in errors:
             unread.append(spec.name)
-            found.append(host_unread(spec, errors.get(spec.key, "")))
+            found.append(host_unread(spec, errors.get(key, "")))
             continue
-        found.extend(_host_findings(spec, state))
-        planned = host_changes(spec, state.migration)
-        if _stranded(spec, state.migration):
+        if state.read_warnings:
+            found.extend(read_warnings(spec, state.read_warnings))
+        if state.facts.part_of_domain is False:
+            outside = not_domain_joined(spec, state.facts)
+            if outside is not None:
+                found.append(outside)
+        wanted = spec.migration
+        rows = declared.get(id(wanted))
+        if rows is None:
+            rows = declared[id(wanted)] = _declared(wanted)
+        observed = state.migration
+        planned = _host_changes(spec, observed, rows)
+        if _stranded(spec, observed):
             found.append(no_incoming_network(spec, refused=bool(planned)))
         if planned:
-            ctx.targets[str(Address(Kind.HOST, spec.name))] = host_fingerprint(state.migration)
-        changes.extend(planned)
+            ctx.targets[address_text(Kind.HOST, spec.name)] = host_fingerprint(observed)
+            changes.extend(planned)
     return changes, unread
+
+
+class _Declared(NamedTuple):
+    """A MigrationSettings prepared once per plan (hosts share it): its declared settings as
+    (row, attr, wanted value, its plain form), and its networks with their text."""
+
+    rows: tuple[tuple[HostSetting, str, object, PlainValue], ...]
+    networks: tuple[tuple[MigrationNetwork, str], ...] | None
+
+
+def _declared(wanted: MigrationSettings) -> _Declared:
+    rows = []
+    for setting in HOST_SETTINGS:
+        want = getattr(wanted, setting.attr)
+        if want is not None:
+            rows.append((setting, setting.attr, want, setting.plain(want)))
+    networks = None if wanted.networks is None else \
+        tuple((net, str(net.subnet)) for net in wanted.networks)
+    return _Declared(tuple(rows), networks)
 
 
 def _stranded(spec: HostSpec, observed: MigrationState) -> bool:
@@ -73,42 +104,35 @@ def _stranded(spec: HostSpec, observed: MigrationState) -> bool:
     )
 
 
-def _host_findings(spec: HostSpec, state: HostState) -> list[Finding]:
-    """What the planner reports of a read host (hvlm.findings: the rules check shares)."""
-    found = list(read_warnings(spec, state.read_warnings))
-    outside = not_domain_joined(spec, state.facts)
-    if outside is not None:
-        found.append(outside)
-    return found
-
-
 def host_changes(spec: HostSpec, observed: MigrationState) -> list[Change]:
     """The changes of one host, in order: settings, networks added or changed, networks removed."""
+    return _host_changes(spec, observed, _declared(spec.migration))
+
+
+def _host_changes(spec: HostSpec, observed: MigrationState, declared: _Declared) -> list[Change]:
     changes: list[Change] = []
-    settings = _migration_change(spec, observed)
+    settings = _migration_change(spec, observed, declared)
     if settings is not None:
         changes.append(settings)
-    changes.extend(_network_changes(spec, observed))
+    wanted = spec.migration.networks
+    if declared.networks is not None and wanted is not None \
+            and not _same_networks(wanted, observed.networks):
+        changes.extend(_network_changes(spec, observed, declared.networks))
     return changes
 
 
-def _migration_change(spec: HostSpec, observed: MigrationState) -> Change | None:
+def _migration_change(spec: HostSpec, observed: MigrationState, declared: _Declared
+                      ) -> Change | None:
     """One change holding every declared setting (hvlm.settings) that differs from the host."""
-    wanted = spec.migration
-    differ: list[tuple[HostSetting, object, object]] = []
-    for setting in HOST_SETTINGS:
-        want = getattr(wanted, setting.attr)
-        if want is not None:
-            have = getattr(observed, setting.attr)
-            if want != have:
-                differ.append((setting, want, have))
+    differ = [(setting, plain, have) for setting, attr, want, plain in declared.rows
+              if (have := getattr(observed, attr)) != want]
     if not differ:
         return None
     return Change(
-        str(Address(Kind.HOST, spec.name, Part.MIGRATION)), Phase.HOST, Action.UPDATE, spec.name,
+        address_text(Kind.HOST, spec.name, Part.MIGRATION), Phase.HOST, Action.UPDATE, spec.name,
         f"differs from the manifest: {', '.join(s.key for s, _, _ in differ)}",
         {s.key: s.plain(have) for s, _, have in differ},
-        {s.key: s.plain(want) for s, want, _ in differ},
+        {s.key: plain for s, plain, _ in differ},
     )
 
 
@@ -126,19 +150,18 @@ def _same_networks(
     )
 
 
-def _network_changes(spec: HostSpec, observed: MigrationState) -> list[Change]:
-    wanted = spec.migration.networks
-    if wanted is None or _same_networks(wanted, observed.networks):
-        return []
+def _network_changes(
+    spec: HostSpec, observed: MigrationState, wanted: tuple[tuple[MigrationNetwork, str], ...]
+) -> list[Change]:
     current = {net.subnet: net.priority for net in observed.networks}
     changes: list[Change] = []
-    for net in wanted:
-        if net.subnet in current and net.priority in (None, current[net.subnet]):
+    for net, text in wanted:
+        known = bool(current) and net.subnet in current
+        if known and net.priority in (None, current[net.subnet]):
             continue
-        text = str(net.subnet)
-        address = str(Address(Kind.HOST, spec.name, Part.NETWORK, net.subnet))
+        address = address_text(Kind.HOST, spec.name, Part.NETWORK, text)
         after: dict[str, FieldValue] = {"subnet": text, "priority": net.priority}
-        if net.subnet not in current:
+        if not known:
             changes.append(Change(address, Phase.HOST, Action.CREATE, spec.name,
                                   "declared in the manifest, missing on the host", None, after))
             continue
@@ -149,7 +172,7 @@ def _network_changes(spec: HostSpec, observed: MigrationState) -> list[Change]:
         changes.append(Change(address, Phase.HOST, Action.UPDATE, spec.name, reason,
                               before, after))
     if current:
-        changes.extend(_removed_networks(spec, current, wanted))
+        changes.extend(_removed_networks(spec, current, tuple(net for net, _ in wanted)))
     return changes
 
 
@@ -158,7 +181,7 @@ def _removed_networks(
 ) -> list[Change]:
     declared = {net.subnet for net in wanted}
     return [
-        Change(str(Address(Kind.HOST, spec.name, Part.NETWORK, subnet)), Phase.HOST,
+        Change(address_text(Kind.HOST, spec.name, Part.NETWORK, subnet), Phase.HOST,
                Action.DELETE, spec.name,
                "on the host, not in the manifest's list of networks",
                {"subnet": str(subnet), "priority": current[subnet]}, None)
