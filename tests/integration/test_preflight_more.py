@@ -32,10 +32,10 @@ import yaml
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
+from hvlm.hosts.commands import READ_STATEMENTS
 from hvlm_lab.hyperv.config import CredentialGuard
 from hvlm_lab.runner.lab import Lab, LabOptions
 from hvlm_lab.samba.dc import SambaDC
-from hvlm.hosts.commands import READ_STATEMENTS
 from tests.integration.helpers import MIGRATION, CliResult, hvlm_in_process, reset_account
 from tests.integration.ldap_fault_proxy import SEARCH_REQUEST, LdapFaultProxy
 
