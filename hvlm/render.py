@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from hvlm.errors import Severity
 from hvlm.findings import Finding, finding_document
@@ -33,13 +33,16 @@ _ACTION_COLOR = {Action.CREATE: _GREEN, Action.UPDATE: _YELLOW, Action.DELETE: _
 _SEVERITY_COLOR = {Severity.ERROR: _RED, Severity.WARNING: _YELLOW}
 
 
-def render(plan: Plan, fmt: str = "human", *, color: bool = False) -> str:
+def render(plan: Plan, fmt: str = "human", *, color: bool = False,
+           domain_controllers: Mapping[str, str] | None = None) -> str:
+    """`domain_controllers`: host -> the DC it uses (Win32_NTDomain), shown as a note in the
+    human and Markdown plans (not part of the plan file: the JSON plan is unchanged)."""
     if fmt == "json":
         return dumps_plan(plan)
     if fmt == "markdown":
-        return render_markdown(plan)
+        return render_markdown(plan, domain_controllers)
     if fmt == "human":
-        return render_human(plan, color=color)
+        return render_human(plan, color=color, domain_controllers=domain_controllers)
     raise ValueError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
 
 
@@ -110,9 +113,28 @@ def _value_lines(change: Change) -> Iterator[tuple[str, str]]:
         yield "+", f'"{safe(value)}"'
 
 
-def notes(plan: Plan) -> list[str]:
+DC_NOTE_HOSTS = 8  # hosts named per DC in the note; beyond, a count
+
+
+def dc_note(domain_controllers: Mapping[str, str]) -> str:
+    """"Domain controllers the hosts use (Win32_NTDomain): dc1.x: HV01, HV03; dc2.x: HV02."."""
+    by_dc: dict[str, list[str]] = {}
+    for host, dc in sorted(domain_controllers.items()):
+        by_dc.setdefault(dc or "unknown", []).append(host)
+    parts = []
+    for dc, hosts in sorted(by_dc.items()):
+        named = ", ".join(hosts[:DC_NOTE_HOSTS])
+        more = f" and {len(hosts) - DC_NOTE_HOSTS} more" if len(hosts) > DC_NOTE_HOSTS else ""
+        parts.append(f"{dc}: {named}{more}")
+    return ("Domain controllers the hosts use (Win32_NTDomain; apply waits until they hold the "
+            "delegation it writes): " + "; ".join(parts) + ".")
+
+
+def notes(plan: Plan, domain_controllers: Mapping[str, str] | None = None) -> list[str]:
     """Plain sentences shown above the changes (both renderers)."""
     out: list[str] = []
+    if domain_controllers:
+        out.append(dc_note(domain_controllers))
     if plan.selection is not None:
         out.append("Only the selected hosts (--host " + ", ".join(plan.selection) + ") are "
                    "planned, with the delegation toward them: other changes are not shown.")
@@ -130,11 +152,12 @@ def notes(plan: Plan) -> list[str]:
 # --- human text ---------------------------------------------------------------------------------
 
 
-def render_human(plan: Plan, *, color: bool = False) -> str:
+def render_human(plan: Plan, *, color: bool = False,
+                 domain_controllers: Mapping[str, str] | None = None) -> str:
     paint: Callable[[str, str], str] = (lambda code, text: f"{code}{text}{_RESET}") if color \
         else (lambda code, text: text)
     out = [f"hvlm plan for manifest {_show(plan.manifest.name)}{_digest_note(plan)}"]
-    out.extend(paint(_YELLOW, safe(note)) for note in notes(plan))
+    out.extend(paint(_YELLOW, safe(note)) for note in notes(plan, domain_controllers))
     if plan.has_changes:
         out.append("\nhvlm will perform the following actions, in this order:")
     for phase in Phase:
@@ -200,9 +223,9 @@ def _fence(body: str) -> str:
     return "`" * max(3, longest + 1)
 
 
-def render_markdown(plan: Plan) -> str:
+def render_markdown(plan: Plan, domain_controllers: Mapping[str, str] | None = None) -> str:
     out = [f"### hvlm plan: {md_code(plan.manifest.name)}", "", f"**{summary_line(plan)}**", ""]
-    for note in notes(plan):
+    for note in notes(plan, domain_controllers):
         out += [f"> **Note:** {md_text(note)}", ""]
     for phase in Phase:
         changes = plan.in_phase(phase)

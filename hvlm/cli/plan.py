@@ -90,8 +90,20 @@ def _observe_and_plan(
     return observation, plan
 
 
-def _show(plan: Plan, fmt: str, color: bool | None) -> None:
-    click.echo(render_plan(plan, fmt, color=use_color(color)), nl=False)
+def _show(plan: Plan, fmt: str, color: bool | None,
+          observation: Observation | None = None, fleet: Fleet | None = None) -> None:
+    dcs = _domain_controllers(fleet, observation) if fleet and observation else None
+    click.echo(render_plan(plan, fmt, color=use_color(color), domain_controllers=dcs), nl=False)
+
+
+def _domain_controllers(fleet: Fleet, observation: Observation) -> dict[str, str] | None:
+    """Each read host's DC (Win32_NTDomain), for the plan's note: only when there is more than
+    one DC to tell apart (the manifest lists several, or the hosts name several)."""
+    dcs = {name: state.facts.domain_controller for name, state in observation.hosts.items()}
+    servers = fleet.manifest.directory.servers if fleet.manifest.directory else ()
+    if len(servers) < 2 and len({dc.lower() for dc in dcs.values() if dc}) < 2:
+        return None
+    return dcs
 
 
 def _write_plan(plan: Plan, out: str) -> None:
@@ -127,8 +139,10 @@ def plan(
     """Read every host and computer account, show what apply would change."""
     loaded = _load(manifest)
     with open_fleet(loaded.manifest, parallelism) as fleet:
-        _, the_plan = _observe_and_plan(fleet, loaded, hosts, refresh_tickets)
-    _show(the_plan, fmt, color)
+        observation, the_plan = _observe_and_plan(fleet, loaded, hosts, refresh_tickets)
+        dcs = _domain_controllers(fleet, observation)
+    click.echo(render_plan(the_plan, fmt, color=use_color(color), domain_controllers=dcs),
+               nl=False)
     if out:
         _write_plan(the_plan, out)
         log.info("plan saved", path=out)
@@ -268,7 +282,7 @@ def apply(
             observation = Observation(host_states, host_errors, directory, directory_error)
             _refuse_if_stale(saved, observation, source)
             if fmt != "json":
-                _show(saved, fmt, color)
+                _show(saved, fmt, color, observation, fleet)
             the_plan = saved
             report = apply_plan(fleet, saved, observation, replication_timeout)
     else:
@@ -276,7 +290,7 @@ def apply(
         with open_fleet(loaded.manifest, parallelism) as fleet:
             observation, the_plan = _observe_and_plan(fleet, loaded, hosts, refresh_tickets)
             if fmt != "json" or not the_plan.has_changes:
-                _show(the_plan, fmt, color)
+                _show(the_plan, fmt, color, observation, fleet)
             if not the_plan.has_changes:
                 sys.exit(EXIT_ERROR if _incomplete(the_plan) else EXIT_OK)
             _confirm(auto_approve)

@@ -479,6 +479,9 @@ def test_two_dcs_up_status_replication_down(lab_dir: Path) -> None:
                                      "servers": manifest["directory"]["servers"][1:]}}
     assert ldap_computer(dc2, env, "HV01")["dNSHostName"] == ["hv01.lab.example"]  # replicated
 
+    planned = subprocess.run([*HVLM, "plan", str(lab_dir / "manifest.yaml")], capture_output=True,
+                             text=True, timeout=120, env={**os.environ, **env})
+    assert "dc1.lab.example: HV01; dc2.lab.example: HV02." in planned.stdout, planned
     assert hvlm("lab", "replication", "--dir", str(lab_dir), "pause").stdout.startswith(
         "lab replication: dc2 no longer pulls")
     hvlm("lab", "replication", "--dir", str(lab_dir), "resume")

@@ -196,3 +196,23 @@ def test_notes_for_selection_tickets_and_an_unread_directory() -> None:
     assert "--refresh-tickets" not in with_tickets and "--host" not in with_tickets
     md = render(sample_plan(selection=("HV01",)), "markdown")
     assert "> **Note:** Only the selected hosts (--host HV01) are planned" in md
+
+
+def test_each_hosts_dc_is_a_note_in_human_and_markdown_never_in_json() -> None:
+    plan = sample_plan()
+    dcs = {"HV01": "dc1.lab.example", "HV02": "dc2.lab.example", "HV03": "dc1.lab.example",
+           "HV05": ""}
+    note = ("Domain controllers the hosts use (Win32_NTDomain; apply waits until they hold the "
+            "delegation it writes): dc1.lab.example: HV01, HV03; dc2.lab.example: HV02; "
+            "unknown: HV05.")
+    assert note in render(plan, "human", domain_controllers=dcs)
+    assert f"> **Note:** {md_text(note)}" in render(plan, "markdown", domain_controllers=dcs)
+    assert render(plan, "json", domain_controllers=dcs) == render(plan, "json")
+    assert "Domain controllers" not in render(plan, "human")  # one DC: no note
+
+
+def test_the_dc_note_names_a_few_hosts_per_dc_then_counts() -> None:
+    dcs = {f"HV{n:03d}": "dc1.lab.example" for n in range(1, 101)}
+    text = render(sample_plan(), "human", domain_controllers=dcs)
+    assert "dc1.lab.example: HV001, HV002, HV003, HV004, HV005, HV006, HV007, HV008 and 92 more." \
+        in text
