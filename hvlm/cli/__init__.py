@@ -12,9 +12,9 @@ and the traceback only with `--log-level debug`. stdout carries only results.
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import sys
-import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -29,12 +29,41 @@ from hvlm.cli.options import (
     echo_diagnostics,
 )
 from hvlm.errors import HvlmError, ManifestError, Severity, inert
-from hvlm.logs import configure
 
 _debug = False  # --log-level debug: an internal error shows its traceback
 
+# Each command is imported only when it runs (or for --help): `hvlm validate` never loads the
+# reconciler, the backends (pypsrp, ldap3, requests) or structlog (issue 16: start-up time).
+# name -> (module, attribute); `lab` is resolved by hvlm.cli.lab (the group, or the install hint).
+COMMANDS = {
+    "validate": ("hvlm.cli.offline", "validate"),
+    "schema": ("hvlm.cli.offline", "schema"),
+    "plan": ("hvlm.cli.plan", "plan"),
+    "apply": ("hvlm.cli.plan", "apply"),
+    "check": ("hvlm.cli.check_export", "check"),
+    "export": ("hvlm.cli.check_export", "export"),
+    "lab": ("hvlm.cli.lab", "lab_command"),
+}
+# Commands that contact nothing and log nothing: structlog is not even imported for them.
+OFFLINE = frozenset({"validate", "schema"})
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class _LazyGroup(click.Group):
+    """A click group whose commands (COMMANDS) are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module, attr = COMMANDS[cmd_name]
+            found = getattr(importlib.import_module(module), attr)
+            command = found() if attr == "lab_command" else found
+            self.add_command(command, cmd_name)
+        return self.commands.get(cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hvlm")
 @click.option(
     "--log-level",
@@ -58,21 +87,18 @@ def cli(log_level: str, log_format: str) -> None:
     """
     global _debug
     _debug = log_level == "debug"
+    if click.get_current_context().invoked_subcommand in OFFLINE:
+        return
+    from hvlm.logs import configure
+
     configure(log_level, log_format)  # type: ignore[arg-type]
-
-
-def _register_subcommands() -> None:
-    from hvlm.cli import check_export, lab, offline, plan
-
-    for command in (offline.validate, offline.schema, plan.plan, plan.apply, check_export.check,
-                    check_export.export):
-        cli.add_command(command)
-    lab.register(cli)
 
 
 def _internal_error(exc: BaseException) -> NoReturn:
     """A bug in hvlm (not a handled error): say so in one line; the traceback only in debug."""
     if _debug:
+        import traceback
+
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
     text = inert(" ".join(str(exc).split()))[:300]
     click.echo(f"internal error: {type(exc).__name__}: {text} (this is a bug in hvlm; "
@@ -87,7 +113,6 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     _debug = "--log-level=debug" in args or any(
         a == "--log-level" and b == "debug" for a, b in itertools.pairwise(args))
     try:
-        _register_subcommands()
         cli.main(args=args, standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)

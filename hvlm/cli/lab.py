@@ -26,14 +26,13 @@ def lab_missing(args: tuple[str, ...]) -> None:
     raise SystemExit(EXIT_ERROR)
 
 
-def register(cli: click.Group) -> None:
-    """Add `hvlm lab`: the real group when the lab and its extra are there, else the hint."""
+def lab_command() -> click.Command:
+    """`hvlm lab`: the real group when the lab and its extra are there, else the hint (hvlm.cli
+    calls this only when `lab` runs, or for --help)."""
     if importlib.util.find_spec("hvlm_lab") is None:
-        cli.add_command(lab_missing)
-        return
+        return lab_missing
     from hvlm_lab.cli import LAB_REQUIREMENTS, lab
 
     if all(importlib.util.find_spec(name) is not None for name in LAB_REQUIREMENTS):
-        cli.add_command(lab)
-    else:
-        cli.add_command(lab_missing)
+        return lab
+    return lab_missing

@@ -7,12 +7,13 @@ a command that reads the fleet takes `--host` and `--parallelism` from here.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from hvlm.errors import Diagnostic
-from hvlm.findings import Finding
+if TYPE_CHECKING:  # hvlm.findings loads the model and state: not needed to start a command
+    from hvlm.errors import Diagnostic
+    from hvlm.findings import Finding
 
 EXIT_OK = 0  # success; plan: no changes
 EXIT_ERROR = 1  # any error: bad input, unreadable hosts, a failed apply, an error finding
