@@ -39,8 +39,9 @@ class Context:
 
 def make_context(manifest: Manifest, selection: Collection[str] | None) -> Context:
     index = {spec.key: spec for spec in manifest.hosts}
+    names = manifest_names(manifest)
     selected: frozenset[str] | None = None
-    selected_names: frozenset[str] = manifest_names(manifest)
+    selected_names: frozenset[str] = names
     if selection is not None:
         selected = frozenset(name.upper() for name in selection)
         unknown = sorted(selected - index.keys())
@@ -48,4 +49,4 @@ def make_context(manifest: Manifest, selection: Collection[str] | None) -> Conte
             raise HvlmError(f"--host {', '.join(unknown)}: not a host of the manifest")
         chosen = [index[key] for key in selected]
         selected_names = frozenset(n for s in chosen for n in (s.name.lower(), s.fqdn.lower()))
-    return Context(manifest, index, manifest_names(manifest), selected, selected_names)
+    return Context(manifest, index, names, selected, selected_names)

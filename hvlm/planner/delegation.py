@@ -166,13 +166,14 @@ def _delegation_changes(
     values = tuple(account.allowed_to_delegate_to)
     if add:
         address = address_text(Kind.DIRECTORY, spec.name, Part.DELEGATION)
-        after = values + tuple(add)
+        added = tuple(add)
+        after = values + added
         reason = (f"{spec.name} migrates with Kerberos to {len(spec.peers)} peer(s): "
                   f"{len(add)} value(s) missing")
         adds.append(Change(address, Phase.DIRECTORY_ADD,
                            Action.CREATE if not values else Action.UPDATE, spec.name, reason,
                            {DELEGATION_ATTRIBUTE: values}, {DELEGATION_ATTRIBUTE: after},
-                           add=tuple(add)))
+                           add=added))
         values = after
     if delete:
         gone = set(delete)
