@@ -13,7 +13,10 @@ Apply contract (Terraform's, plus our domain's safety):
   waits until every DC the concerned hosts use (and every DC of the manifest) holds what was
   written (hvlm.reconcile.replication); on timeout a host whose DC lacks its delegation is not
   switched to Kerberos and its tickets are not purged (`delegation-not-replicated`, exit 1);
-- a directory change records the server that took it (after a failover mid-run, the next one);
+- a directory change records the server that took it; after a failover mid-run (a write, the
+  wait or the verification read lands on another server) everything the lost server took in this
+  run is re-applied on the server now in use (`_replay`: msDS-AllowedToDelegateTo is not a linked
+  attribute, the newer copy wins whole, so a value left only on the lost DC would be dropped);
 - no host is switched to Kerberos while its delegation is unknown (directory unread, no account);
 - after writing, every touched host and the directory are read again; what still differs is a
   failure (drift);
@@ -206,7 +209,7 @@ def _replay(fleet: Fleet, run: _Run, gone: set[str | None]) -> None:
         log.warning("directory failover: written again on the server now in use",
                     account=write.account.name, first=write.server, now=server)
         run.record(write.changes, Outcome.APPLIED,
-                   f"written on {write.server}; it went away: written again on {server}")
+                   f"written on {write.server}; it went away: re-applied on {server}")
         write.server = server
 
 
@@ -378,6 +381,12 @@ def _verify(fleet: Fleet, plan: Plan, run: _Run) -> tuple[str, ...]:
     accounts = sorted({c.host.upper() for c in applied if c.where.kind is Kind.DIRECTORY})
     if accounts:
         directory, error = fleet.read_directory(fleet.manifest.hosts)
+        now = directory.server if directory is not None else ""
+        gone: set[str | None] = {w.server for w in run.writes if w.server and now
+                                 and w.server != now}
+        if gone:  # the read failed over: the server now in use may lack this run's writes
+            _replay(fleet, run, gone)
+            directory, error = fleet.read_directory(fleet.manifest.hosts)
         if directory is None:
             drift.append(f"directory: verification read failed: {error}")
         else:

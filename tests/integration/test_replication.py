@@ -63,6 +63,7 @@ GROUPS = {
     "during": ("RW01", "RW02"),
     "failover": ("RF01", "RF02", "RF03"),  # RF03 in no group: hvlm's values toward it are pruned
     "lww": ("RL01",),
+    "verify": ("RV01", "RV02", "RV03"),
 }
 DC_OF = {"RP01": f"dc1.{DOMAIN}"}  # every other host: dc2
 
@@ -350,7 +351,7 @@ def test_dc1_stops_after_the_directory_add_phase(two_dcs: TwoDCLab,
     assert took < 20, took  # nothing waited for the timeout
     for name in names:
         assert_reason(result, f"applied  directory/{name}/allowedToDelegateTo  written on "
-                              f"{DC1_URL}; it went away: written again on {DC2_URL}")
+                              f"{DC1_URL}; it went away: re-applied on {DC2_URL}")
     assert_reason(result, f"applied  directory/{first}/allowedToDelegateTo/prune  written on "
                           f"{DC2_URL}", "Apply complete")
     assert "delegation-not-replicated" not in result.output
@@ -370,3 +371,57 @@ def test_dc1_stops_after_the_directory_add_phase(two_dcs: TwoDCLab,
     plan = fleet.plan()
     assert plan.code == 0, plan
     assert_reason(plan, "No changes")
+
+
+def test_dc1_stops_before_verification(two_dcs: TwoDCLab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """(e) DC1 takes the prune, then stops before DC2 has pulled it (paused after the host phase)
+    and before verification: the verification read fails over to DC2, which lacks the prune;
+    hvlm writes it again there instead of reporting drift, and says so. DC1 back: exact."""
+    import hvlm.reconcile.apply as apply_module
+
+    names = GROUPS["verify"][:2]
+    first, outside = names[0], GROUPS["verify"][2]
+    pair = two_dcs.pair
+    stale = sorted(values_toward(outside))
+    pair.dc1.seed_delegation(first, stale)
+    pair.replicate_now()
+    wait_until(lambda: lower(stale) <= lower(delegation_on(pair.dc2, [first])[first]), 30,
+               "DC2 holds the stale values")
+    fleet = two_dcs.fleet("verify", prune=True, group=names)
+    host_phase, verify = apply_module._host_phase, apply_module._verify
+
+    def then_pause(*args: object, **kwargs: object) -> None:
+        host_phase(*args, **kwargs)  # type: ignore[arg-type]
+        pair.pause_inbound()  # the prune that follows stays on DC1
+
+    def stop_dc1_then_verify(*args: object, **kwargs: object) -> tuple[str, ...]:
+        pair.dc1.stop()
+        return verify(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(apply_module, "_host_phase", then_pause)
+    monkeypatch.setattr(apply_module, "_verify", stop_dc1_then_verify)
+    try:
+        result = fleet.hvlm("--log-level", "info", "apply", str(fleet.manifest), "--auto-approve")
+    finally:
+        monkeypatch.undo()
+        pair.dc1.start()
+        pair.resume_inbound()
+    assert result.code == 0, result
+    assert_reason(result, f"applied  directory/{first}/allowedToDelegateTo/prune  written on "
+                          f"{DC1_URL}; it went away: re-applied on {DC2_URL}",
+                  "Apply complete", "0 still differing")
+    for name in names:  # the additions had reached DC2 before the host phase (the wait)
+        assert_reason(result, f"applied  directory/{name}/allowedToDelegateTo  written on "
+                              f"{DC1_URL}; it went away: re-applied on {DC2_URL}")
+    on_dc2 = delegation_on(pair.dc2, names)
+    for name in names:
+        assert lower(on_dc2[name]) == lower(wanted_values(names, name)), on_dc2
+    pair.replicate_now(into=1)
+    pair.replicate_now(into=2)
+    wait_until(lambda: two_dcs.replicated(names), 30, "both DCs agree")
+    on_dc1, on_dc2 = two_dcs.both(names)
+    assert on_dc1 == on_dc2
+    for name in names:
+        assert lower(on_dc1[name]) == lower(wanted_values(names, name))
+    plan = fleet.plan()
+    assert plan.code == 0, plan

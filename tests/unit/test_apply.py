@@ -464,3 +464,45 @@ def test_host_and_directory_sessions_map_their_backends_failures_and_nothing_els
         directory._call("modify", denied)
     with pytest.raises(KeyError):
         directory._call("modify", broken)
+
+
+@dataclass
+class FailingOver(FakeDirectory):
+    """Two DCs behind one session: dc1 takes the first `on_dc1` modifies, then the session fails
+    over to dc2, which holds the accounts as they were before (dc1's writes never replicated)."""
+
+    on_dc1: int = 1
+    dc2: dict[str, DelegationState] = field(default_factory=dict)
+    servers: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.dc2 = dict(self.accounts)
+
+    def modify(self, account: DelegationState, add: Sequence[str], delete: Sequence[str],
+               protocol_transition: bool | None) -> str:
+        if len(self.modifies) == self.on_dc1:  # dc1 goes away: from now on dc2 is the directory
+            self.accounts = self.dc2
+        super().modify(account, add, delete, protocol_transition)
+        server = "ldaps://dc1" if len(self.modifies) <= self.on_dc1 else "ldaps://dc2"
+        self.servers.append(server)
+        return server
+
+    def read(self, hosts: Sequence[HostSpec]) -> DirectoryState:
+        state = super().read(hosts)
+        server = "ldaps://dc2" if self.accounts is self.dc2 else "ldaps://dc1"
+        return replace(state, server=server)
+
+
+def test_a_failover_in_the_add_phase_re_applies_on_the_next_dc_what_the_lost_one_took() -> None:
+    """HV01 is written on dc1, which then goes away: HV02 lands on dc2, and HV01's write is
+    re-applied there (not linked: a value left only on dc1 would lose to dc2's copy)."""
+    accounts = (account("HV01"), account("HV02"))
+    directory = FailingOver({a.name: a for a in accounts}, on_dc1=1)
+    run = apply({n: FakeHost(n) for n in ("HV01", "HV02")}, directory)
+    assert [m[0] for m in directory.modifies] == ["HV01", "HV02", "HV01"]
+    assert directory.servers == ["ldaps://dc1", "ldaps://dc2", "ldaps://dc2"]
+    assert run.details()["directory/HV01/allowedToDelegateTo"] == (
+        "written on ldaps://dc1; it went away: re-applied on ldaps://dc2")
+    assert run.details()["directory/HV02/allowedToDelegateTo"] == "written on ldaps://dc2"
+    assert set(toward("HV02")) <= set(directory.dc2["HV01"].allowed_to_delegate_to)
+    assert run.report.ok, run.report
