@@ -404,7 +404,10 @@ def serve(workdir: Path) -> int:
         return _answer("error: expected LabOptions on stdin", 2)
     try:
         lab = Lab.start_with(workdir, options, mode="process")
-    except Exception as exc:
+    except (LabError, samba.SambaError) as exc:  # a refusal or a known failure: its own words
+        print(f"lab not started: {exc}", file=sys.stderr, flush=True)
+        return _answer(f"error: {exc}".replace("\n", " "), 1)
+    except Exception as exc:  # a bug in the lab: the traceback goes to lab.log
         traceback.print_exc()
         return _answer(f"error: {exc}".replace("\n", " "), 1)
     try:
