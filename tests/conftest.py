@@ -20,10 +20,7 @@ Run everything in a private namespace: `tests/isolated.sh .venv/bin/python -m py
 
 from __future__ import annotations
 
-import ctypes
 import itertools
-import os
-import subprocess
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -39,10 +36,10 @@ from tests.lab import samba_fixtures
 # The Samba fixtures are registered HERE only: a fixture imported into several conftest or test
 # modules is a separate definition in each, so each would make its own CA for the shared DC.
 from tests.lab.samba_fixtures import new_computers, samba_ca, samba_dc  # noqa: F401
+from tests.netns import new_netns
 
 NewLab = Callable[..., Lab]
 _serial = itertools.count(1)
-_CLONE_NEWNET = 0x40000000
 SAMBA_MISSING = (
     "Samba AD DC is not installed, and the lab's directory needs it: run `make system-deps` "
     "(apt-get install samba samba-ad-dc samba-ad-provision winbind krb5-user ldb-tools smbclient)"
@@ -135,20 +132,5 @@ def new_lab(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[NewLab]:
 @pytest.fixture
 def private_netns() -> Iterator[None]:
     """This test's thread (and what it starts) in a new network namespace with loopback up."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    saved = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    try:
-        if libc.unshare(_CLONE_NEWNET) != 0:
-            pytest.fail(
-                f"unshare(CLONE_NEWNET) failed ({os.strerror(ctypes.get_errno())}): "
-                "these tests need root, as `make test` has",
-                pytrace=False,
-            )
-        try:
-            subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-            yield
-        finally:
-            if libc.setns(saved, _CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns back to the original network namespace")
-    finally:
-        os.close(saved)
+    with new_netns():
+        yield

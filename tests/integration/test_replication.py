@@ -16,13 +16,9 @@ Run as root inside `tests/isolated.sh` (127.0.0.2 is added to lo of the module's
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import dataclasses
 import json
-import os
 import ssl
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -52,9 +48,9 @@ from tests.integration.helpers import (
     values_toward,
 )
 from tests.lab.samba_fixtures import samba_template_dir
+from tests.netns import new_netns
 
 ADDRESSES = PAIR_ADDRESSES  # 127.0.0.1, 127.0.0.2
-_CLONE_NEWNET = 0x40000000
 DC1_URL, DC2_URL = f"ldaps://dc1.{DOMAIN}:636", f"ldaps://dc2.{DOMAIN}:636"
 DELEGATION = "msDS-AllowedToDelegateTo"
 # The hosts of each test (created up front, so that DC2 holds every account before any pause).
@@ -140,32 +136,12 @@ def write_manifest(fleet: LabFleet, options: ManifestOptions, timeout: float = 6
     fleet.manifest.write_text(text.replace(single, both), encoding="utf-8")
 
 
-@contextlib.contextmanager
-def own_network_namespace() -> Iterator[None]:
-    """This thread (and the threads and processes it starts) in a new network namespace, loopback
-    up; back to the previous one afterwards (tests/conftest.py private_netns, module-wide)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    saved = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    try:
-        if libc.unshare(_CLONE_NEWNET) != 0:
-            pytest.fail(f"unshare(CLONE_NEWNET) failed ({os.strerror(ctypes.get_errno())}): "
-                        "these tests need root, as `make test` has", pytrace=False)
-        try:
-            subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-            yield
-        finally:
-            if libc.setns(saved, _CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns back to the original network namespace")
-    finally:
-        os.close(saved)
-
-
 @pytest.fixture(scope="module")
 def two_dcs(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
             ) -> Iterator[TwoDCLab]:
     if not available():
         pytest.fail("Samba AD DC is not installed: run `make system-deps`", pytrace=False)
-    with own_network_namespace():
+    with new_netns():
         yield from _two_dcs(tmp_path_factory, request)
 
 

@@ -13,17 +13,16 @@
 from __future__ import annotations
 
 import ast
-import ctypes
-import os
 import re
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import tomllib
+
+from tests.netns import outer_netns
 
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
@@ -46,39 +45,14 @@ def requirements() -> list[str]:
 
 # --- the dependencies resolve to Windows wheels ------------------------------------------------
 
-_CLONE_NEWNET = 0x40000000
-OUTER_NETNS_FD = 9  # tests/isolated.sh keeps the namespace it left open on fd 9
-
-
-@contextmanager
-def outer_network() -> Iterator[None]:
-    """This thread back in the network namespace `make test` came from (PyPI reachable) while
-    it starts a process: tests/isolated.sh runs the suite in a loopback-only one."""
-    if os.environ.get("HVLM_ISOLATED") != "1":
-        yield
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    saved = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    try:
-        if libc.setns(OUTER_NETNS_FD, _CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), "setns to tests/isolated.sh's fd 9")
-        try:
-            yield
-        finally:
-            if libc.setns(saved, _CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns back to the test namespace")
-    finally:
-        os.close(saved)
-
-
 def uv_compile(requirements: Path, python: str, *extra: str) -> subprocess.CompletedProcess[str]:
     """`uv pip compile` for Windows x86-64, wheels only, against PyPI (no local config)."""
     assert UV.exists(), "uv is missing: pip install -e '.[dev]'"
     command: Sequence[str] = [
         str(UV), "pip", "compile", str(requirements), "--python-platform", WINDOWS,
         "--only-binary", ":all:", "--python-version", python, "--no-header", "--no-annotate",
-        "--quiet", "--no-config", "--index-url", "https://pypi.org/simple", *extra]
-    with outer_network():
+        "--quiet", "--no-config", *extra]  # uv's default index
+    with outer_netns():
         return subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
 
 
