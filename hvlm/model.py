@@ -74,7 +74,9 @@ class DirectoryAuth(str, Enum):
     KERBEROS = "kerberos"
 
 
-# certValidation: True (system trust store), False (off), or a path to a CA bundle.
+# certValidation: True (validate: for WinRM the bundle requests would use, REQUESTS_CA_BUNDLE /
+# CURL_CA_BUNDLE or certifi's; for LDAP Python's default trust store), False (off), or a path to a
+# CA bundle.
 CertValidation = Union[bool, str]
 
 

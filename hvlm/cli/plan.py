@@ -220,6 +220,20 @@ def _report(report: ApplyReport, fmt: str, applied: Plan) -> None:
     )
 
 
+def observe_for_saved_plan(fleet: Fleet, saved: Plan) -> Observation:
+    """What `apply PLANFILE` reads again: the hosts the plan touches, and the directory when the
+    plan changes it or switches a host to Kerberos (apply switches no host whose delegation it
+    has not seen)."""
+    targets = [Address.parse(t.address) for t in saved.targets]
+    touched = sorted({a.host for a in targets if a.kind is Kind.HOST})
+    host_states, host_errors = fleet.read_hosts([fleet.manifest.host(h) for h in touched])
+    directory, directory_error = (None, None)
+    switching = any((c.after or {}).get("authentication") == "Kerberos" for c in saved.changes)
+    if switching or any(a.kind is Kind.DIRECTORY for a in targets):
+        directory, directory_error = fleet.read_directory(fleet.manifest.hosts)
+    return Observation(host_states, host_errors, directory, directory_error)
+
+
 def _load_plan_file(path: str) -> tuple[Plan, LoadResult]:
     try:
         raw = Path(path).read_bytes()
@@ -273,13 +287,7 @@ def apply(
     if _is_plan_file(source):
         saved, loaded = _load_plan_file(source)
         with open_fleet(loaded.manifest, parallelism) as fleet:
-            targets = [Address.parse(t.address) for t in saved.targets]
-            touched = sorted({a.host for a in targets if a.kind is Kind.HOST})
-            host_states, host_errors = fleet.read_hosts([fleet.manifest.host(h) for h in touched])
-            directory, directory_error = (None, None)
-            if any(a.kind is Kind.DIRECTORY for a in targets):
-                directory, directory_error = fleet.read_directory(fleet.manifest.hosts)
-            observation = Observation(host_states, host_errors, directory, directory_error)
+            observation = observe_for_saved_plan(fleet, saved)
             _refuse_if_stale(saved, observation, source)
             if fmt != "json":
                 _show(saved, fmt, color, observation, fleet)

@@ -207,9 +207,14 @@ _ESCAPED = re.compile(r"_x([0-9A-Fa-f]{4})_")
 
 
 def _unescape(text: str | None) -> str:
+    """PowerShell's _xHHHH_ escapes are UTF-16 code units: a pair of surrogates is one character
+    (an emoji in a VM name); a lone one becomes U+FFFD, never an unencodable str."""
     if not text:
         return ""
-    return _ESCAPED.sub(lambda m: chr(int(m.group(1), 16)), text) if "_x" in text else text
+    if "_x" not in text:
+        return text
+    units = _ESCAPED.sub(lambda m: chr(int(m.group(1), 16)), text)
+    return units.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 class _Reader:
@@ -274,6 +279,8 @@ def deserialize(data: bytes, what: str) -> Any:
     root = parse_xml(data, what)
     try:
         return _Reader().value(root)
+    except RecursionError:  # nesting no host needs: refused, never a crash of the run
+        raise BadAnswer(f"{what} holds CLIXML nested too deeply") from None
     except (ValueError, TypeError, IndexError, OverflowError) as exc:
         raise BadAnswer(f"{what} holds invalid CLIXML ({exc})") from exc
 

@@ -158,4 +158,6 @@ class Defragmenter:
                 out.append((HEADER.unpack_from(whole)[1], whole[40:]))
             else:
                 self._pending[object_id] = whole
+                if sum(len(v) for v in self._pending.values()) > MAX_MESSAGE_BYTES:
+                    raise BadAnswer(f"unfinished PSRP messages over {MAX_MESSAGE_BYTES} bytes")
         return out

@@ -15,7 +15,9 @@ every host of a run, which pypsrp redoes per message (issue 16):
 - one TLS context per run and CA bundle (`tls_context`), proxies decided once, not per request.
 
 A host that lies cannot hurt the client (issue 13, item 7): every HTTP answer passes
-`BoundedAdapter` (size cap, total deadline per answer: a trickle cannot keep a host alive), and
+`BoundedAdapter` (size cap; a total deadline on the BODY: a trickled body cannot keep a host
+alive; headers are bounded by the per-read timeout and requests' header limits only), every
+pipeline has a byte budget and a deadline (`PsrpClient.run`), and
 every XML text from a host passes hvlm.hosts.envelopes.parse_xml (strict UTF-8, no DTD so no
 entity expansion, malformed XML refused). A refused answer is a `BadAnswer`.
 """
@@ -23,6 +25,7 @@ entity expansion, malformed XML refused). A refused answer is a `BadAnswer`.
 from __future__ import annotations
 
 import base64
+import os
 import ssl
 import time
 import uuid
@@ -85,6 +88,7 @@ from hvlm.hosts.errors import BadAnswer
 # -- limits on what a host may send --------------------------------------------------------------
 
 MAX_ANSWER_BYTES = 4 * 1024 * 1024  # an envelope + message-encryption framing stays far below
+MAX_PIPELINE_BYTES = 64 * 1024 * 1024  # all the messages of one pipeline (a read is ~100 KB)
 
 
 @dataclass(frozen=True)
@@ -159,10 +163,11 @@ def tls_context(cert_validation: bool | str) -> ssl.SSLContext:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
         return context
-    if cert_validation is True:
-        import certifi  # what requests would use for verify=True
+    if cert_validation is True:  # what requests does for verify=True, read once per run
+        import certifi
 
-        return ssl.create_default_context(cafile=certifi.where())
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        return ssl.create_default_context(cafile=bundle or certifi.where())
     return ssl.create_default_context(cafile=cert_validation)
 
 
@@ -315,8 +320,18 @@ class PsrpClient:
         self._send(COMMAND, body, self._selector(options))
         result = PipelineOutput([], [], [], False)
         ended = done = False
+        # One pipeline is bounded too, not only each answer: a host that keeps answering (empty
+        # long polls, endless output) is refused once it passes the byte budget or the deadline.
+        deadline = time.monotonic() + max(60.0, 4.0 * (self._timeout + 2))
+        received = 0
         while not (ended and done):
+            if time.monotonic() > deadline:
+                raise BadAnswer("the pipeline did not complete within its deadline "
+                                f"({max(60.0, 4.0 * (self._timeout + 2)):g}s)")
             messages, done = self._receive(command)
+            received += sum(len(data) for _, data in messages)
+            if received > MAX_PIPELINE_BYTES:
+                raise BadAnswer(f"a pipeline answered over {MAX_PIPELINE_BYTES} bytes")
             for kind, data in messages:
                 ended = self._take(kind, data, result) or ended
             done = done or (ended and not messages)

@@ -187,6 +187,19 @@ def _benign(command: HostCommand, info: RecordInfo) -> bool:
     return False
 
 
+def _names(message: str, value: str) -> bool:
+    """Does the message name `value` as a whole token ('10.0.0.0/2' is not in '10.0.0.0/24')?"""
+    start = message.find(value)
+    while start >= 0:
+        end = start + len(value)
+        before = message[start - 1] if start else " "
+        after = message[end] if end < len(message) else " "
+        if not (before.isalnum() or before in "./:") and not (after.isalnum() or after in "/:"):
+            return True
+        start = message.find(value, start + 1)
+    return False
+
+
 def _attribute(info: RecordInfo, steps: Sequence[HostCommand], pending: list[int]) -> int | None:
     """The pending step an error record belongs to: same cmdlet, then the value it names."""
     same = [i for i in pending if steps[i].cmdlet.lower() == info.cmdlet.lower()]
@@ -196,10 +209,11 @@ def _attribute(info: RecordInfo, steps: Sequence[HostCommand], pending: list[int
         values = [str(v) for _, v in steps[i].parameters if v is not None]
         if info.target and info.target in values:
             return i
-    for i in same:
-        values = [str(v) for _, v in steps[i].parameters if isinstance(v, str)]
-        if any(v and v in info.message for v in values):
-            return i
+    named = [i for i in same
+             if any(_names(info.message, str(v)) for _, v in steps[i].parameters
+                    if isinstance(v, str) and v)]
+    if len(named) == 1:  # the message names one step's value, and only that step's
+        return named[0]
     # Hyper-V's records carry no target (ExceptionHelper passes null) and localised messages:
     # with several candidates, guessing would pin the error on the wrong step. Unknown: the
     # verification read settles what happened.

@@ -30,7 +30,8 @@ import structlog
 
 from hvlm.errors import HvlmError
 from hvlm.findings import DELEGATION_NOT_REPLICATED
-from hvlm.model import DirectoryServer, DirectorySpec
+from hvlm.manifest.semantics import dns_name_problem
+from hvlm.model import DirectoryAuth, DirectoryServer, DirectorySpec
 from hvlm.state import DelegationState, DirectoryState
 
 __all__ = ["DELEGATION_NOT_REPLICATED", "Expected", "Lag", "ReplicationResult", "blocked_hosts",
@@ -148,13 +149,18 @@ def _read(server: str, pending: dict[str, Reader], expected: Mapping[str, Expect
 
 def blocked_hosts(result: ReplicationResult, dc_of: Mapping[str, str | None]
                   ) -> dict[str, list[Lag]]:
-    """Hosts that must not be switched: their own DC lacks their delegation (or, when hvlm does
-    not know which DC a host uses, any DC does)."""
+    """Hosts that must not be switched: their own DC lacks their delegation or could not be read
+    (or, when hvlm does not know which DC a host uses, any DC lacks it or could not be read):
+    a delegation hvlm could not see on the host's DC is unknown, and unknown blocks the switch."""
     blocked: dict[str, list[Lag]] = {}
     for lag in result.lags:
         own = dc_of.get(lag.host)
         if own is None or own == lag.server:
             blocked.setdefault(lag.host, []).append(lag)
+    for host, own in dc_of.items():
+        unread = [server for server in result.unreachable if own is None or own == server]
+        for server in unread:
+            blocked.setdefault(host, []).append(Lag(host, server, ("(the DC did not answer)",)))
     return blocked
 
 
@@ -173,8 +179,12 @@ def expected_after_add(observed: Mapping[str, DelegationState],
 
 def dc_server(spec: DirectorySpec, name: str) -> DirectoryServer | None:
     """The directory server for a DC a host names (Win32_NTDomain: "\\\\dc2.lab.example" or
-    "\\\\DC2"): the manifest's entry when its name matches (full, or first label), else one built
-    like the manifest's first server (same scheme, port; the name resolved by DNS)."""
+    "\\\\DC2"): the manifest's entry when its name matches (full, or first label); else, only
+    with Kerberos binds, one built like the manifest's first server for a name INSIDE the
+    directory's domain. A host's answer is not trusted with credentials: with simple binds
+    (HVLM_LDAP_PASSWORD) only the manifest's servers are ever contacted, and a name outside the
+    domain is never contacted at all (None: the host's DC is unknown, so it is treated as one that
+    may lag)."""
     name = name.strip().lstrip("\\").rstrip(".").lower()
     if not name:
         return None
@@ -182,7 +192,11 @@ def dc_server(spec: DirectorySpec, name: str) -> DirectoryServer | None:
         host = server.host.lower()
         if name == host or ("." not in name and name == host.split(".")[0]):
             return server
-    fqdn = name if "." in name else f"{name}.{spec.domain.lower()}"
+    domain = spec.domain.lower().rstrip(".")
+    fqdn = name if "." in name else f"{name}.{domain}"
+    if spec.auth is not DirectoryAuth.KERBEROS or not fqdn.endswith("." + domain) \
+            or dns_name_problem(fqdn):
+        return None
     first = spec.servers[0]
     scheme = "ldaps" if first.use_ssl else "ldap"
     return DirectoryServer(f"{scheme}://{fqdn}:{first.port}", fqdn, first.port, first.use_ssl)

@@ -506,3 +506,27 @@ def test_a_failover_in_the_add_phase_re_applies_on_the_next_dc_what_the_lost_one
     assert run.details()["directory/HV02/allowedToDelegateTo"] == "written on ldaps://dc2"
     assert set(toward("HV02")) <= set(directory.dc2["HV01"].allowed_to_delegate_to)
     assert run.report.ok, run.report
+
+
+def test_a_saved_plan_switching_to_kerberos_reads_the_directory_and_applies() -> None:
+    """`apply PLANFILE` when the delegation is already in place: the plan has no directory
+    target, yet it switches hosts to Kerberos, so the directory is read again (the Kerberos guard
+    needs it) and the hosts are switched: the GitOps retry after delegation-not-replicated
+    converges instead of skipping forever."""
+    from hvlm.cli.plan import observe_for_saved_plan
+    from hvlm.plan import Address, Kind
+
+    hosts = {n: FakeHost(n) for n in ("HV01", "HV02")}
+    bits = WORKSTATION | UAC_TRUSTED_TO_AUTH_FOR_DELEGATION
+    accounts = {"HV01": account("HV01", toward("HV02"), bits),
+                "HV02": account("HV02", toward("HV01"), bits)}
+    directory = FakeDirectory(accounts)
+    with open_fleet(manifest(list(hosts)), parallelism=2, progress=False,
+                    open_host=lambda s: hosts[s.key], open_directory=lambda s: directory) as fleet:
+        plan = plan_fleet(fleet, fleet.observe())
+        assert not any(Address.parse(t.address).kind is Kind.DIRECTORY for t in plan.targets)
+        observation = observe_for_saved_plan(fleet, plan)
+        assert observation.directory is not None
+        report = apply_plan(fleet, plan, observation)
+    assert report.ok, [(r.change.address, r.outcome.value, r.detail) for r in report.results]
+    assert all(h.state.authentication is AuthenticationType.KERBEROS for h in hosts.values())

@@ -156,3 +156,28 @@ def test_a_host_names_its_dc_by_dns_or_netbios_name() -> None:
     other = dc_server(spec, "\\\\dc3")
     assert other is not None and other.url == "ldaps://dc3.lab.example:636"
     assert other.address is None
+
+
+def test_a_host_cannot_send_hvlm_to_a_dc_of_its_choosing() -> None:
+    """The DC a host names is the host's word: never a server outside the directory's domain,
+    and with simple binds (a password) never a server the manifest does not list."""
+    from hvlm.model import DirectoryAuth
+
+    dc1 = DirectoryServer("ldaps://dc1.lab.example", "dc1.lab.example", 636, True)
+    kerberos = DirectorySpec("lab.example", (dc1,))
+    simple = DirectorySpec("lab.example", (dc1,), auth=DirectoryAuth.SIMPLE)
+    assert dc_server(kerberos, "\\\\evil.example.net") is None
+    assert dc_server(kerberos, "\\\\dc9.lab.example.evil.net") is None
+    assert dc_server(kerberos, "\\\\bad name.lab.example") is None
+    assert dc_server(simple, "\\\\dc3.lab.example") is None
+    assert dc_server(simple, "\\\\DC3") is None
+    assert dc_server(simple, "\\\\dc1") is dc1  # listed: fine with either bind
+
+
+def test_a_dc_that_did_not_answer_blocks_the_hosts_that_use_it_and_hosts_of_unknown_dc() -> None:
+    from hvlm.reconcile.replication import ReplicationResult
+
+    result = ReplicationResult(unreachable={"dc2": "timed out"})
+    blocked = blocked_hosts(result, {"HV01": "dc2", "HV02": "dc1", "HV03": None})
+    assert sorted(blocked) == ["HV01", "HV03"]
+    assert [lag.server for lag in blocked["HV01"]] == ["dc2"]
