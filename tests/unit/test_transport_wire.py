@@ -88,3 +88,27 @@ def test_objects_and_error_records_deserialise_to_light_objects() -> None:
 def test_unknown_clixml_is_a_bad_answer() -> None:
     with pytest.raises(BadAnswer, match="invalid CLIXML"):
         deserialize(b'<Obj RefId="0"><Props><Bogus N="x" /></Props></Obj>', "an output object")
+
+
+def test_surrogate_escapes_decode_to_one_character_and_lone_ones_to_a_replacement() -> None:
+    """PowerShell escapes a character outside the BMP as two _xHHHH_ UTF-16 units."""
+    text = deserialize(b"<S>vm _xD83D__xDE00_ and _xD83D_</S>", "a string")
+    assert text == "vm \U0001f600 and \ufffd"
+    text.encode("utf-8")  # printable and encodable: never an internal error later
+
+
+def test_clixml_nested_too_deeply_is_a_bad_answer_not_a_crash() -> None:
+    data = b'<Obj RefId="0">' * 5000 + b"</Obj>" * 5000
+    with pytest.raises(BadAnswer, match="nested too deeply"):
+        deserialize(data, "an output object")
+
+
+def test_unfinished_messages_are_capped_in_total() -> None:
+    from hvlm.hosts.envelopes import FRAGMENT, MAX_MESSAGE_BYTES, Defragmenter
+
+    defrag = Defragmenter()
+    chunk = b"x" * (4 * 1024 * 1024)
+    with pytest.raises(BadAnswer, match="unfinished PSRP messages"):
+        for object_id in range(1, 2 + MAX_MESSAGE_BYTES // len(chunk)):
+            start = FRAGMENT.pack(object_id, 0, 1, len(chunk)) + chunk  # a start, never an end
+            defrag.messages(base64.b64encode(start).decode())
