@@ -31,6 +31,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -274,29 +275,29 @@ def _control_status(info: LabInfo) -> PartStatus:
 def _directory_status(info: LabInfo) -> PartStatus:
     assert info.directory is not None
     directory = info.directory
-    closed = [port for port in directory.ports if not _listening(port, directory.address)]
-    dc = samba.SambaDC.attach(Path(directory.workdir))
-    running = dc.running()
-    detail = f"{directory.url} at {directory.address}, pid {dc.pid}"
-    if closed:
-        detail += f"; ports not listening: {closed}"
-    if not running:
-        detail += "; samba not running"
-    return PartStatus("directory", running and not closed, detail)
+    return _dc_status("directory", directory.url, directory.address, directory.workdir,
+                      directory.ports)
 
 
 def _replica_status(directory: DirectoryInfo, replica: ReplicaInfo) -> PartStatus:
     """The second DC of `--dcs 2` (part "directory-dc2"): its ports and its samba process."""
-    closed = [port for port in directory.ports if not _listening(port, replica.address)]
-    dc = samba.SambaDC.attach(Path(replica.workdir))
+    name = replica.url.removeprefix("ldaps://").split(".")[0]
+    return _dc_status(f"directory-{name}", replica.url, replica.address, replica.workdir,
+                      directory.ports)
+
+
+def _dc_status(part: str, url: str, address: str, workdir: str | Path,
+               ports: Sequence[int]) -> PartStatus:
+    """One DC: up when its samba process runs and every port listens on its address."""
+    closed = [port for port in ports if not _listening(port, address)]
+    dc = samba.SambaDC.attach(Path(workdir))
     running = dc.running()
-    detail = f"{replica.url} at {replica.address}, pid {dc.pid}"
+    detail = f"{url} at {address}, pid {dc.pid}"
     if closed:
         detail += f"; ports not listening: {closed}"
     if not running:
         detail += "; samba not running"
-    name = replica.url.removeprefix("ldaps://").split(".")[0]
-    return PartStatus(f"directory-{name}", running and not closed, detail)
+    return PartStatus(part, running and not closed, detail)
 
 
 @dataclass(frozen=True)
