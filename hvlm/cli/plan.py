@@ -50,6 +50,7 @@ from hvlm.reconcile import (
     Outcome,
     apply_plan,
     open_fleet,
+    switches_to_kerberos,
 )
 from hvlm.reconcile import plan_fleet as _plan_fleet
 from hvlm.render import render as render_plan
@@ -228,8 +229,7 @@ def observe_for_saved_plan(fleet: Fleet, saved: Plan) -> Observation:
     touched = sorted({a.host for a in targets if a.kind is Kind.HOST})
     host_states, host_errors = fleet.read_hosts([fleet.manifest.host(h) for h in touched])
     directory, directory_error = (None, None)
-    switching = any((c.after or {}).get("authentication") == "Kerberos" for c in saved.changes)
-    if switching or any(a.kind is Kind.DIRECTORY for a in targets):
+    if switches_to_kerberos(saved.changes) or any(a.kind is Kind.DIRECTORY for a in targets):
         directory, directory_error = fleet.read_directory(fleet.manifest.hosts)
     return Observation(host_states, host_errors, directory, directory_error)
 

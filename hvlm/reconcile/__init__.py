@@ -23,6 +23,7 @@ from hvlm.reconcile.apply import (
     ChangeResult,
     Outcome,
     apply_plan,
+    switches_to_kerberos,
 )
 from hvlm.reconcile.observe import (
     DirectoryLike,
@@ -51,4 +52,5 @@ __all__ = [
     "open_fleet",
     "parallel",
     "plan_fleet",
+    "switches_to_kerberos",
 ]

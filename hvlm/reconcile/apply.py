@@ -269,7 +269,8 @@ def _concerned_hosts(plan: Plan, run: _Run, observation: Observation) -> set[str
     """Hosts whose account was written now, that switch to Kerberos, or get tickets purged."""
     written = {r.change.host.upper() for r in run.results.values()
                if r.outcome is Outcome.APPLIED and r.change.phase is Phase.DIRECTORY_ADD}
-    switching = {h for h, cs in _by_host(plan.in_phase(Phase.HOST)).items() if _to_kerberos(cs)}
+    switching = {h for h, cs in _by_host(plan.in_phase(Phase.HOST)).items()
+                 if switches_to_kerberos(cs)}
     tickets = {c.host.upper() for c in plan.in_phase(Phase.TICKETS)}
     directory = observation.directory
     assert directory is not None
@@ -333,7 +334,7 @@ def _host_phase(
 def _kerberos_blocked(host: str, changes: Sequence[Change], observation: Observation) -> str:
     """A host is not switched to Kerberos while its delegation is unknown: its outgoing
     migrations would fail (0x8009030D) where CredSSP still worked."""
-    if not _to_kerberos(changes):
+    if not switches_to_kerberos(changes):
         return ""
     if observation.directory is None:
         return "skipped: switching to Kerberos needs its delegation, and the directory was not read"
@@ -344,10 +345,11 @@ def _kerberos_blocked(host: str, changes: Sequence[Change], observation: Observa
 
 def _not_replicated(host: str, changes: Sequence[Change], run: _Run) -> str:
     reason = run.not_replicated.get(host.upper(), "")
-    return reason if reason and _to_kerberos(changes) else ""
+    return reason if reason and switches_to_kerberos(changes) else ""
 
 
-def _to_kerberos(changes: Sequence[Change]) -> bool:
+def switches_to_kerberos(changes: Sequence[Change]) -> bool:
+    """Does one of these changes switch a host's migration authentication to Kerberos?"""
     return any((c.after or {}).get("authentication") == "Kerberos" for c in changes)
 
 
