@@ -205,6 +205,15 @@ class ManifestRef:
 
 
 @dataclass(frozen=True)
+class GroupRef:
+    """A group of the manifest (hosts that migrate among each other), as the plan records it:
+    the summary names host sets by their group (hvlm.summary), also from a saved plan."""
+
+    name: str
+    hosts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Plan:
     manifest: ManifestRef
     changes: tuple[Change, ...] = ()
@@ -215,6 +224,12 @@ class Plan:
     selection: tuple[str, ...] | None = None  # --host names, None = every host
     refresh_tickets: bool = False
     hvlm_version: str = field(default="", compare=False)
+    # What a reviewer's summary needs, recorded so a saved plan renders the same (`hvlm show`):
+    fleet: tuple[str, ...] = ()  # every host of the manifest, in its order
+    groups: tuple[GroupRef, ...] = ()  # the manifest's groups
+    # (host, DC it uses: Win32_NTDomain), set by the reconciler only when there is more than one
+    # DC to tell apart; () = no DC note
+    domain_controllers: tuple[tuple[str, str], ...] = ()
 
     @property
     def has_changes(self) -> bool:

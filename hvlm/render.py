@@ -33,16 +33,20 @@ _ACTION_COLOR = {Action.CREATE: _GREEN, Action.UPDATE: _YELLOW, Action.DELETE: _
 _SEVERITY_COLOR = {Severity.ERROR: _RED, Severity.WARNING: _YELLOW}
 
 
-def render(plan: Plan, fmt: str = "human", *, color: bool = False,
-           domain_controllers: Mapping[str, str] | None = None) -> str:
-    """`domain_controllers`: host -> the DC it uses (Win32_NTDomain), shown as a note in the
-    human and Markdown plans (not part of the plan file: the JSON plan is unchanged)."""
+MARKDOWN_BUDGET = 60_000  # one GitHub comment (65,536) with room for the pipeline's own lines
+
+
+def render(plan: Plan, fmt: str = "human", *, color: bool = False, full: bool = False,
+           budget: int | None = None) -> str:
+    """The plan for people (human, Markdown: the summary, then every change with `full`) or
+    machines (JSON: the plan file). Markdown stays within `budget` characters (MARKDOWN_BUDGET).
+    The plan's DC note comes from `plan.domain_controllers` (host -> the DC it uses)."""
     if fmt == "json":
         return dumps_plan(plan)
     if fmt == "markdown":
-        return render_markdown(plan, domain_controllers)
+        return render_markdown(plan)
     if fmt == "human":
-        return render_human(plan, color=color, domain_controllers=domain_controllers)
+        return render_human(plan, color=color)
     raise ValueError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
 
 
@@ -130,11 +134,11 @@ def dc_note(domain_controllers: Mapping[str, str]) -> str:
             "delegation it writes): " + "; ".join(parts) + ".")
 
 
-def notes(plan: Plan, domain_controllers: Mapping[str, str] | None = None) -> list[str]:
+def notes(plan: Plan) -> list[str]:
     """Plain sentences shown above the changes (both renderers)."""
     out: list[str] = []
-    if domain_controllers:
-        out.append(dc_note(domain_controllers))
+    if plan.domain_controllers:
+        out.append(dc_note(dict(plan.domain_controllers)))
     if plan.selection is not None:
         out.append("Only the selected hosts (--host " + ", ".join(plan.selection) + ") are "
                    "planned, with the delegation toward them: other changes are not shown.")
@@ -152,12 +156,11 @@ def notes(plan: Plan, domain_controllers: Mapping[str, str] | None = None) -> li
 # --- human text ---------------------------------------------------------------------------------
 
 
-def render_human(plan: Plan, *, color: bool = False,
-                 domain_controllers: Mapping[str, str] | None = None) -> str:
+def render_human(plan: Plan, *, color: bool = False) -> str:
     paint: Callable[[str, str], str] = (lambda code, text: f"{code}{text}{_RESET}") if color \
         else (lambda code, text: text)
     out = [f"hvlm plan for manifest {_show(plan.manifest.name)}{_digest_note(plan)}"]
-    out.extend(paint(_YELLOW, safe(note)) for note in notes(plan, domain_controllers))
+    out.extend(paint(_YELLOW, safe(note)) for note in notes(plan))
     if plan.has_changes:
         out.append("\nhvlm will perform the following actions, in this order:")
     for phase in Phase:
@@ -223,9 +226,9 @@ def _fence(body: str) -> str:
     return "`" * max(3, longest + 1)
 
 
-def render_markdown(plan: Plan, domain_controllers: Mapping[str, str] | None = None) -> str:
+def render_markdown(plan: Plan) -> str:
     out = [f"### hvlm plan: {md_code(plan.manifest.name)}", "", f"**{summary_line(plan)}**", ""]
-    for note in notes(plan, domain_controllers):
+    for note in notes(plan):
         out += [f"> **Note:** {md_text(note)}", ""]
     for phase in Phase:
         changes = plan.in_phase(phase)

@@ -93,3 +93,17 @@ def use_color(color: bool | None) -> bool:
     import sys
 
     return sys.stdout.isatty() if color is None else color
+
+
+def review_options(fn: F) -> F:
+    """How a plan is shown to people: the summary (default) or every change; Markdown's size."""
+    fn = click.option(
+        "--markdown-budget", type=click.IntRange(min=2_000), default=None, metavar="CHARS",
+        help="Most characters of the Markdown plan (default 60,000: one GitHub comment with "
+        "room to spare); detail that does not fit is left out whole, with a note.",
+    )(fn)
+    return click.option(
+        "--full", is_flag=True,
+        help="List every change and delegation value (human and Markdown) after the summary.",
+    )(fn)
+

@@ -26,6 +26,7 @@ from hvlm.cli.options import (
     color_option,
     fleet_selection,
     format_option,
+    review_options,
     use_color,
 )
 from hvlm.errors import HvlmError, PlanFileError, inert
@@ -67,7 +68,7 @@ def _plan_options(fn: F) -> F:
         "hosts concerned (klist purge -li 0x3e7).",
     )(fn)
     fn = format_option("human", "json", "markdown", what="Plan output")(fn)
-    return color_option(fn)
+    return review_options(color_option(fn))
 
 
 def _load(path: str) -> LoadResult:
@@ -91,20 +92,11 @@ def _observe_and_plan(
     return observation, plan
 
 
-def _show(plan: Plan, fmt: str, color: bool | None,
-          observation: Observation | None = None, fleet: Fleet | None = None) -> None:
-    dcs = _domain_controllers(fleet, observation) if fleet and observation else None
-    click.echo(render_plan(plan, fmt, color=use_color(color), domain_controllers=dcs), nl=False)
-
-
-def _domain_controllers(fleet: Fleet, observation: Observation) -> dict[str, str] | None:
-    """Each read host's DC (Win32_NTDomain), for the plan's note: only when there is more than
-    one DC to tell apart (the manifest lists several, or the hosts name several)."""
-    dcs = {name: state.facts.domain_controller for name, state in observation.hosts.items()}
-    servers = fleet.manifest.directory.servers if fleet.manifest.directory else ()
-    if len(servers) < 2 and len({dc.lower() for dc in dcs.values() if dc}) < 2:
-        return None
-    return dcs
+def _show(plan: Plan, fmt: str, color: bool | None, full: bool = False,
+          budget: int | None = None) -> None:
+    """The plan on stdout (`hvlm show PLANFILE` prints a saved plan the same way)."""
+    click.echo(render_plan(plan, fmt, color=use_color(color), full=full, budget=budget),
+               nl=False)
 
 
 def _write_plan(plan: Plan, out: str) -> None:
@@ -134,16 +126,16 @@ def plan(
     refresh_tickets: bool,
     fmt: str,
     color: bool | None,
+    full: bool,
+    markdown_budget: int | None,
     out: str | None,
     detailed_exitcode: bool,
 ) -> None:
     """Read every host and computer account, show what apply would change."""
     loaded = _load(manifest)
     with open_fleet(loaded.manifest, parallelism) as fleet:
-        observation, the_plan = _observe_and_plan(fleet, loaded, hosts, refresh_tickets)
-        dcs = _domain_controllers(fleet, observation)
-    click.echo(render_plan(the_plan, fmt, color=use_color(color), domain_controllers=dcs),
-               nl=False)
+        _, the_plan = _observe_and_plan(fleet, loaded, hosts, refresh_tickets)
+    _show(the_plan, fmt, color, full, markdown_budget)
     if out:
         _write_plan(the_plan, out)
         log.info("plan saved", path=out)
@@ -280,6 +272,8 @@ def apply(
     refresh_tickets: bool,
     fmt: str,
     color: bool | None,
+    full: bool,
+    markdown_budget: int | None,
     auto_approve: bool,
     replication_timeout: float | None,
 ) -> None:
@@ -290,7 +284,7 @@ def apply(
             observation = observe_for_saved_plan(fleet, saved)
             _refuse_if_stale(saved, observation, source)
             if fmt != "json":
-                _show(saved, fmt, color, observation, fleet)
+                _show(saved, fmt, color, full, markdown_budget)
             the_plan = saved
             report = apply_plan(fleet, saved, observation, replication_timeout)
     else:
@@ -298,7 +292,7 @@ def apply(
         with open_fleet(loaded.manifest, parallelism) as fleet:
             observation, the_plan = _observe_and_plan(fleet, loaded, hosts, refresh_tickets)
             if fmt != "json" or not the_plan.has_changes:
-                _show(the_plan, fmt, color, observation, fleet)
+                _show(the_plan, fmt, color, full, markdown_budget)
             if not the_plan.has_changes:
                 sys.exit(EXIT_ERROR if _incomplete(the_plan) else EXIT_OK)
             _confirm(auto_approve)

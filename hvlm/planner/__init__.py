@@ -46,6 +46,7 @@ from hvlm.plan import (
     Action,
     Address,
     Change,
+    GroupRef,
     Kind,
     ManifestRef,
     Part,
@@ -135,6 +136,8 @@ def _build_plan(
         selection=None if ctx.selected is None else tuple(sorted(ctx.selected)),
         refresh_tickets=refresh_tickets,
         hvlm_version=__version__,
+        fleet=tuple(spec.name for spec in manifest.hosts),
+        groups=tuple(GroupRef(g.name, g.hosts) for g in manifest.groups),
     )
 
 

@@ -232,7 +232,7 @@ def plan_fleet(
     refresh_tickets: bool = False,
     findings: Sequence[Finding] = (),
 ) -> Plan:
-    return build_plan(
+    plan = build_plan(
         fleet.manifest,
         observation.hosts,
         observation.directory,
@@ -242,3 +242,14 @@ def plan_fleet(
         directory_error=observation.directory_error,
         findings=findings,
     )
+    return dataclasses.replace(plan, domain_controllers=domain_controllers(fleet.manifest, observation))
+
+
+def domain_controllers(manifest: Manifest, observation: Observation) -> tuple[tuple[str, str], ...]:
+    """Each read host's DC (Win32_NTDomain), for the plan's note: only when there is more than
+    one DC to tell apart (the manifest lists several, or the hosts name several); else ()."""
+    dcs = {name: state.facts.domain_controller for name, state in observation.hosts.items()}
+    servers = manifest.directory.servers if manifest.directory else ()
+    if len(servers) < 2 and len({dc.lower() for dc in dcs.values() if dc}) < 2:
+        return ()
+    return tuple(sorted(dcs.items()))
