@@ -4,15 +4,17 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 LABDIR  ?= .lab-demo
-# Debian packages: Samba AD DC (the lab's directory + KDC), Kerberos clients, gssapi's headers.
+# Debian packages: Samba AD DC (the lab's directory + KDC), Kerberos clients, gssapi's headers;
+# jq for tests/gitops (it runs the GitHub example's comment step, whose filters are jq's).
 APT_PACKAGES := samba samba-ad-dc samba-ad-provision winbind krb5-user ldb-tools smbclient \
-                libkrb5-dev gcc iproute2 util-linux
+                libkrb5-dev gcc iproute2 util-linux jq
 
 .PHONY: all venv system-deps test lint demo bench clean
 all: test
 
 system-deps:
-	@if ! command -v samba >/dev/null 2>&1 || ! command -v krb5-config >/dev/null 2>&1; then \
+	@if ! command -v samba >/dev/null 2>&1 || ! command -v krb5-config >/dev/null 2>&1 \
+	    || ! command -v jq >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \

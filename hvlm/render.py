@@ -13,6 +13,7 @@ sequences), HTML and Markdown are escaped in Markdown (a value cannot close a ta
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import unicodedata
@@ -22,6 +23,15 @@ from hvlm.errors import Severity
 from hvlm.findings import Finding, finding_document
 from hvlm.model import Manifest
 from hvlm.plan import Action, Change, FieldValue, Phase, Plan, dumps_plan
+from hvlm.summary import (
+    Entry,
+    FindingGroup,
+    HostSet,
+    PhaseSummary,
+    Summary,
+    host_ranges,
+    summarize,
+)
 
 FORMATS = ("human", "json", "markdown")
 NO_CHANGES = "No changes. The hosts and the directory match the manifest."
@@ -30,6 +40,7 @@ _GREEN, _YELLOW, _RED, _BOLD, _DIM, _RESET = (
     "\x1b[32m", "\x1b[33m", "\x1b[31m", "\x1b[1m", "\x1b[2m", "\x1b[0m"
 )
 _ACTION_COLOR = {Action.CREATE: _GREEN, Action.UPDATE: _YELLOW, Action.DELETE: _RED}
+_ENTRY_COLOR = {"+": _GREEN, "~": _YELLOW, "-": _RED}
 _SEVERITY_COLOR = {Severity.ERROR: _RED, Severity.WARNING: _YELLOW}
 
 
@@ -44,9 +55,9 @@ def render(plan: Plan, fmt: str = "human", *, color: bool = False, full: bool = 
     if fmt == "json":
         return dumps_plan(plan)
     if fmt == "markdown":
-        return render_markdown(plan)
+        return render_markdown(plan, MARKDOWN_BUDGET if budget is None else budget)
     if fmt == "human":
-        return render_human(plan, color=color)
+        return render_human(plan, color=color, full=full)
     raise ValueError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
 
 
@@ -143,7 +154,9 @@ def notes(plan: Plan) -> list[str]:
         out.append("Only the selected hosts (--host " + ", ".join(plan.selection) + ") are "
                    "planned, with the delegation toward them: other changes are not shown.")
     if plan.unread_hosts:
-        out.append("Hosts not read, no change planned for them: " + ", ".join(plan.unread_hosts))
+        unread = HostSet(plan.unread_hosts, host_ranges(plan.unread_hosts))
+        out.append("Hosts not read, no change planned for them: "
+                   + (unread.names[0] if len(unread) == 1 else unread.short_label()))
     if not plan.directory_read:
         out.append("The directory was not read: no delegation change is planned.")
     delegation = plan.in_phase(Phase.DIRECTORY_ADD) + plan.in_phase(Phase.DIRECTORY_PRUNE)
@@ -156,23 +169,76 @@ def notes(plan: Plan) -> list[str]:
 # --- human text ---------------------------------------------------------------------------------
 
 
-def render_human(plan: Plan, *, color: bool = False) -> str:
+def render_human(plan: Plan, *, color: bool = False, full: bool = False) -> str:
+    """The summary (hvlm.summary): one line per set of identical changes, findings grouped;
+    `full` adds every change with its values, in apply order."""
     paint: Callable[[str, str], str] = (lambda code, text: f"{code}{text}{_RESET}") if color \
         else (lambda code, text: text)
+    summary = summarize(plan)
     out = [f"hvlm plan for manifest {_show(plan.manifest.name)}{_digest_note(plan)}"]
     out.extend(paint(_YELLOW, safe(note)) for note in notes(plan))
     if plan.has_changes:
-        out.append("\nhvlm will perform the following actions, in this order:")
-    for phase in Phase:
-        changes = plan.in_phase(phase)
-        if changes:
-            out.append(f"\n{paint(_BOLD, f'{phase.order + 1}. {phase.heading}')}")
-            out.extend(_human_change(change, paint) for change in changes)
-    if plan.findings:
-        out.append(f"\n{paint(_BOLD, 'Findings:')}")
-        out.extend(_human_finding(f, paint) for f in plan.findings)
+        out.append(f"\nhvlm will change {summary.changed.short_label()}, in this order:")
+    for part in summary.phases:
+        out.append(f"\n{paint(_BOLD, _phase_title(part))}")
+        out.extend(_human_entry(entry, paint) for entry in part.entries)
+    if summary.findings:
+        out.append(f"\n{paint(_BOLD, _findings_title(summary))}")
+        out.extend(_human_group(group, paint) for group in summary.findings)
+    if full and plan.has_changes:
+        out.append(f"\n{paint(_BOLD, 'Every change:')}")
+        for phase in Phase:
+            changes = plan.in_phase(phase)
+            if changes:
+                out.append(f"\n{paint(_BOLD, f'{phase.order + 1}. {phase.heading}')}")
+                out.extend(_human_change(change, paint) for change in changes)
+    elif plan.has_changes:
+        out.append("\n" + paint(_DIM, FULL_HINT))
     out.append("\n" + paint(_BOLD, summary_line(plan)))
     return "\n".join(out) + "\n"
+
+
+FULL_HINT = "Every change and delegation value: add --full (or hvlm show PLANFILE --full)."
+
+
+def _phase_title(phase: PhaseSummary) -> str:
+    noun = "change" if phase.changes == 1 else "changes"
+    return f"{phase.phase.order + 1}. {phase.phase.heading} ({phase.changes} {noun})"
+
+
+def _findings_title(summary: Summary) -> str:
+    count = summary.finding_count
+    return f"Findings ({count}):" if count == len(summary.findings) \
+        else f"Findings ({count}, {len(summary.findings)} kinds):"
+
+
+def _human_entry(entry: Entry, paint: Callable[[str, str], str]) -> str:
+    symbol = paint(_ENTRY_COLOR[entry.symbol], entry.symbol)
+    mark = paint(_YELLOW, " [differs from the rest]") if entry.exception else ""
+    return f"  {symbol} {paint(_BOLD, safe(entry.hosts.short_label()))}: {safe(entry.text)}{mark}"
+
+
+def _human_group(group: FindingGroup, paint: Callable[[str, str], str]) -> str:
+    tag = paint(_SEVERITY_COLOR[group.severity], group.severity.value)
+    if len(group.subjects) == 1:
+        head = f"  {tag}: {safe(group.subjects[0])}: {safe(group.message)} [{safe(group.code)}]"
+    else:
+        head = (f"  {tag}: {safe(_group_subjects(group))}: {safe(group.message)} "
+                f"[{safe(group.code)}]")
+    return "\n".join([head] + _details(group.evidence, group.fix, 6, len(group.subjects)))
+
+
+def _group_subjects(group: FindingGroup) -> str:
+    """'6 hosts (HV01–HV06)' for a group; HOST in its message stands for each of them."""
+    label = group.hosts.short_label() if group.hosts.names else f"{len(group.subjects)} subjects"
+    return f"{label}, HOST each" if len(group.hosts) > 1 else label
+
+
+def _details(evidence: str, fix: str, indent: int, subjects: int = 1) -> list[str]:
+    pad = " " * indent
+    tail = f" (one of {subjects}; each one's is in the plan file)" if subjects > 1 else ""
+    lines = [f"{pad}evidence: {safe(evidence)}{tail}"] if evidence else []
+    return lines + ([f"{pad}fix: {safe(fix)}"] if fix else [])
 
 
 def _digest_note(plan: Plan) -> str:
@@ -188,18 +254,6 @@ def _human_change(change: Change, paint: Callable[[str, str], str]) -> str:
     for symbol, text in change_lines(change):
         lines.append(f"      {paint(line_color[symbol], symbol) if symbol != ' ' else ' '} {text}")
     return "\n".join(lines)
-
-
-def _human_finding(finding: Finding, paint: Callable[[str, str], str]) -> str:
-    tag = paint(_SEVERITY_COLOR[finding.severity], finding.severity.value)
-    lines = [f"  {tag}: {safe(finding.subject)}: {safe(finding.message)} [{safe(finding.code)}]"]
-    return "\n".join(lines + _finding_details(finding, 6))
-
-
-def _finding_details(finding: Finding, indent: int) -> list[str]:
-    pad = " " * indent
-    lines = [f"{pad}evidence: {safe(finding.evidence)}"] if finding.evidence else []
-    return lines + ([f"{pad}fix: {safe(finding.fix)}"] if finding.fix else [])
 
 
 # --- Markdown (pull-request comment) -----------------------------------------------------------
@@ -226,31 +280,130 @@ def _fence(body: str) -> str:
     return "`" * max(3, longest + 1)
 
 
-def render_markdown(plan: Plan) -> str:
-    out = [f"### hvlm plan: {md_code(plan.manifest.name)}", "", f"**{summary_line(plan)}**", ""]
+def render_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET) -> str:
+    """A pull-request comment of at most `budget` characters: title, totals and notes, the
+    summary (hvlm.summary) and the grouped findings, then each phase's every change in a
+    collapsed block while it fits. What does not fit is left out whole (a table row, a block:
+    never a cut row or fence), and a closing note says what and where the full plan is."""
+    summary = summarize(plan)
+    head = [f"### hvlm plan: {md_code(plan.manifest.name)}", "", f"**{summary_line(plan)}**", ""]
     for note in notes(plan):
-        out += [f"> **Note:** {md_text(note)}", ""]
+        head += [f"> **Note:** {md_text(note)}", ""]
+    page = _Page(budget - _LEFT_OUT_RESERVE, "\n".join(head))
+    if summary.phases:
+        page.table(f"#### What changes ({_changed_label(summary)})",
+                   "| | Hosts | Change |\n|---|---|---|",
+                   [_md_entry_row(phase, entry) for phase in summary.phases
+                    for entry in phase.entries], "summary rows")
+    if summary.findings:
+        page.table(f"#### Findings ({summary.finding_count})",
+                   "| Severity | Subject | Finding | Fix |\n|---|---|---|---|",
+                   [_md_group_row(group) for group in summary.findings], "finding rows")
     for phase in Phase:
         changes = plan.in_phase(phase)
         if changes:
-            out += _md_phase(phase, changes)
-    if plan.findings:
-        out += _md_findings(plan.findings)
-    return "\n".join(out).rstrip("\n") + "\n"
+            page.block("#### Every change\n", functools.partial(_md_phase, phase, changes),
+                       f"every change of step {phase.order + 1} ({len(changes)})")
+    return page.text(budget)
 
 
-def _md_phase(phase: Phase, changes: tuple[Change, ...]) -> list[str]:
-    out = [f"#### {phase.order + 1}. {phase.heading}", "",
-           "| | Address | Action | Reason |", "|---|---|---|---|"]
-    for c in changes:
-        out.append(f"| `{c.action.symbol}` | {md_code(c.address)} | {c.action.value} "
-                   f"| {md_text(c.reason)} |")
-    body = "\n".join(_md_diff(c) for c in changes)
+_LEFT_OUT_RESERVE = 600  # room kept for the closing note about what was left out
+
+
+class _Page:
+    """Markdown built in whole pieces within a budget; remembers what it left out."""
+
+    def __init__(self, budget: int, head: str) -> None:
+        self.budget = budget
+        self.parts = [head]
+        self.left_out: list[str] = []
+        self.headings: set[str] = set()
+        self.size = len(head)
+
+    def _fits(self, piece: str) -> bool:
+        return self.size + len(piece) + 1 <= self.budget
+
+    def _add(self, piece: str) -> None:
+        self.parts.append(piece)
+        self.size += len(piece) + 1
+
+    def table(self, title: str, header: str, rows: Sequence[str], what: str) -> None:
+        start = f"{title}\n\n{header}"
+        if not self._fits(start) or not rows:
+            if rows:
+                self.left_out.append(f"{len(rows)} {what}")
+            return
+        self._add(start)
+        for i, row in enumerate(rows):
+            if not self._fits(row):
+                self.left_out.append(f"{len(rows) - i} of {len(rows)} {what}")
+                break
+            self._add(row)
+        self._add("")
+
+    def block(self, heading: str, build: Callable[[int], str | None], what: str) -> None:
+        """A piece built within the room left (`build` returns None when it does not fit), under
+        `heading` (written once, before the first piece that fits)."""
+        room = self.budget - self.size - 1 - (0 if heading in self.headings else len(heading) + 1)
+        body = build(room) if room > 0 else None
+        if body is None:
+            self.left_out.append(what)
+            return
+        if heading not in self.headings:
+            self.headings.add(heading)
+            self._add(heading)
+        self._add(body)
+
+    def text(self, budget: int) -> str:
+        parts = list(self.parts)
+        if self.left_out:
+            parts.append(md_text(
+                f"Left out to stay within {budget:,} characters: " + "; ".join(self.left_out)
+                + ". The full plan is the saved plan file (the pipeline's plan artifact): "
+                "hvlm show PLANFILE --full lists every change and value; "
+                "hvlm show PLANFILE --format json prints it for machines.").join(
+                    ("> **Note:** ", "")))
+        return "\n".join(parts).rstrip("\n") + "\n"
+
+
+def _changed_label(summary: Summary) -> str:
+    return md_text(summary.changed.short_label())
+
+
+def _md_entry_row(phase: PhaseSummary, entry: Entry) -> str:
+    mark = " *(differs from the rest)*" if entry.exception else ""
+    return (f"| `{entry.symbol}` | {md_text(entry.hosts.short_label())} "
+            f"| {phase.phase.order + 1}. {md_text(entry.text)}{mark} |")
+
+
+def _md_group_row(group: FindingGroup) -> str:
+    subject = md_code(group.subjects[0]) if len(group.subjects) == 1 \
+        else md_text(_group_subjects(group))
+    tail = f" (one of {len(group.subjects)})" if len(group.subjects) > 1 else ""
+    evidence = f" (evidence: {md_text(group.evidence)}{tail})" if group.evidence else ""
+    return (f"| **{group.severity.value}** | {subject} "
+            f"| {md_text(group.message)}{evidence} {md_code(group.code)} | {md_text(group.fix)} |")
+
+
+def _md_phase(phase: Phase, changes: tuple[Change, ...], room: int) -> str | None:
+    """Every change of one phase, with its values, as a collapsed diff block; None when the
+    block would take more than `room` characters (it is then left out whole, not cut)."""
+    diffs: list[str] = []
+    size = 0
+    for change in changes:
+        diff = _md_diff(change)
+        size += len(diff) + 1
+        if size > room:
+            return None
+        diffs.append(diff)
+    body = "\n".join(diffs)
     fence = _fence(body)
     noun = "change" if len(changes) == 1 else "changes"
-    out += ["", f"<details><summary>Details ({len(changes)} {noun})</summary>", "",
-            f"{fence}diff", body, fence, "", "</details>", ""]
-    return out
+    block = "\n".join([
+        f"<details><summary>{phase.order + 1}. {phase.heading}: every change "
+        f"({len(changes)} {noun})</summary>", "", f"{fence}diff", body, fence, "", "</details>",
+        ""])
+    return block if len(block) <= room else None
 
 
 def _md_diff(change: Change) -> str:
@@ -293,7 +446,7 @@ def render_findings(
     for f in findings:
         out.append(f"{paint(_SEVERITY_COLOR[f.severity], f'{f.severity.value:<7}')} "
                    f"{safe(f.subject)}  [{f.code}] {safe(f.message)}")
-        out.extend(_finding_details(f, 8))
+        out.extend(_details(f.evidence, f.fix, 8))
     out.append(_check_summary(findings, hosts))
     return "\n".join(out) + "\n"
 

@@ -242,10 +242,13 @@ def plan_fleet(
         directory_error=observation.directory_error,
         findings=findings,
     )
-    return dataclasses.replace(plan, domain_controllers=domain_controllers(fleet.manifest, observation))
+    dcs = domain_controllers(fleet.manifest, observation)
+    return dataclasses.replace(plan, domain_controllers=dcs)
 
 
-def domain_controllers(manifest: Manifest, observation: Observation) -> tuple[tuple[str, str], ...]:
+def domain_controllers(
+    manifest: Manifest, observation: Observation
+) -> tuple[tuple[str, str], ...]:
     """Each read host's DC (Win32_NTDomain), for the plan's note: only when there is more than
     one DC to tell apart (the manifest lists several, or the hosts name several); else ()."""
     dcs = {name: state.facts.domain_controller for name, state in observation.hosts.items()}

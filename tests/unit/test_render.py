@@ -68,7 +68,7 @@ def test_summary_line_counts_actions() -> None:
 
 
 def test_human_marks_every_address_with_its_action() -> None:
-    text = render(sample_plan(), "human")
+    text = render(sample_plan(), "human", full=True)
     assert "  + host/HV01/network/192.168.10.0/24\n" in text
     assert "  - host/HV01/network/10.0.0.0/8\n" in text
     assert "  ~ host/HV01/migration\n" in text
@@ -87,7 +87,7 @@ def test_human_lists_phases_in_apply_order() -> None:
 
 
 def test_human_shows_unrelated_values_as_kept() -> None:
-    text = render(sample_plan(), "human")
+    text = render(sample_plan(), "human", full=True)
     assert '        "MSSQLSvc/sql01:1433" (kept)\n' in text
     assert '      + "cifs/HV02"\n' in text
     assert '      - "cifs/HV03"\n' in text
@@ -150,19 +150,36 @@ def test_markdown_cannot_be_broken_out_of() -> None:
     outside = md.replace(inside, "")
     assert "<img" not in outside and "</details>```" not in outside
     assert outside.count("</details>") == outside.count("<details>") == 1
-    for row in (line for line in md.splitlines() if line.startswith("| ")):
-        assert row.count("|") - row.count("\\|") == 5  # every row keeps its four cells
+    assert_whole_tables(md)
 
 
-def test_markdown_has_a_table_per_phase_findings_and_details() -> None:
+def _cells(row: str) -> int:
+    return row.count("|") - row.count("\\|") - 1
+
+
+def assert_whole_tables(md: str) -> None:
+    """Every table row has its header's cells: no value closed a cell, no row was cut."""
+    header = 0
+    for line in md.splitlines():
+        if line.startswith("|---"):
+            continue
+        if line.startswith("| "):
+            header = header or _cells(line)
+            assert _cells(line) == header, line
+        else:
+            header = 0
+
+
+def test_markdown_has_the_summary_findings_and_every_change_when_it_fits() -> None:
     md = render(sample_plan(), "markdown")
     assert md.startswith("### hvlm plan: <code>prod-east</code>\n\n**Plan: 1 to add, 4 to change")
+    assert "#### What changes (HV01)\n\n| | Hosts | Change |" in md
+    assert "| `+` | HV01 | 2. incoming network 192.168.10.0/24 added (priority 0) |" in md
+    assert "| `~` | HV01 | 2. authentication: CredSSP → Kerberos |" in md
     for phase in Phase:
-        assert f"#### {phase.order + 1}. {phase.heading}" in md
-    assert md.count("| | Address | Action | Reason |") == 4
-    assert md.count("<details><summary>Details") == 4
-    assert "| `+` | <code>host/HV01/network/192.168.10.0/24</code> | create |" in md
-    assert "#### Findings" in md and "| **error** | <code>directory/HV03</code>" in md
+        assert f"<details><summary>{phase.order + 1}. {phase.heading}: every change" in md
+    assert "Left out" not in md
+    assert "#### Findings (2)" in md and "| **error** | <code>directory/HV03</code>" in md
     assert "> **Note:** Hosts not read, no change planned for them: HV04\n" in md
     assert '+     "cifs/HV02"' in md and '-     "cifs/HV03"' in md
 
