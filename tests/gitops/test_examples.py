@@ -736,13 +736,12 @@ GITLAB_NOTE_CASES = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("case", "manifest", "pages", "write"), GITLAB_NOTE_CASES, ids=case_ids(GITLAB_NOTE_CASES)
-)
-def test_gitlab_updates_its_note_and_creates_one_only_when_there_is_none(
-    case: str, manifest: str, pages: list[list[dict[str, Any]]], write: tuple[str, str],
-    tmp_path: Path,
-) -> None:  # fmt: skip
+def run_gitlab_note_script(
+    tmp_path: Path, pages: list[list[dict[str, Any]]], manifest: str = MANIFEST,
+    token: str = FakeGitLab.TOKEN,
+) -> tuple[subprocess.CompletedProcess[str], FakeGitLab]:  # fmt: skip
+    """Run the plan job's note script as GitLab's bash shell runs a script item (set -eo
+    pipefail), with CI_API_V4_URL on a local FakeGitLab; returns the server with its calls."""
     (tmp_path / "plan.md").write_text(PLAN_MD, encoding="utf-8")
     bindir = tmp_path / "bin"
     bindir.mkdir()
@@ -750,26 +749,37 @@ def test_gitlab_updates_its_note_and_creates_one_only_when_there_is_none(
     server = FakeGitLab(pages)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    env = {
+        "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
+        "HOME": str(tmp_path),
+        "HVLM_MANIFEST": manifest,
+        "HVLM_GITLAB_TOKEN": token,
+        "CI_API_V4_URL": f"http://127.0.0.1:{server.server_address[1]}/api/v4",
+        "CI_PROJECT_ID": "5",
+        "CI_MERGE_REQUEST_IID": "7",
+        "CI_COMMIT_SHA": "0123abc",
+        "CI_PIPELINE_ID": "900",
+        "CI_JOB_ID": "901",
+    }
     try:
-        env = {
-            "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
-            "HOME": str(tmp_path),
-            "HVLM_MANIFEST": manifest,
-            "HVLM_GITLAB_TOKEN": FakeGitLab.TOKEN,
-            "CI_API_V4_URL": f"http://127.0.0.1:{server.server_address[1]}/api/v4",
-            "CI_PROJECT_ID": "5",
-            "CI_MERGE_REQUEST_IID": "7",
-            "CI_COMMIT_SHA": "0123abc",
-            "CI_PIPELINE_ID": "900",
-            "CI_JOB_ID": "901",
-        }
-        result = subprocess.run(  # GitLab's bash shell runs each script item under set -eo pipefail
+        result = subprocess.run(
             ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", gitlab_note_script()],
             capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path, check=False,
         )  # fmt: skip
     finally:
         server.shutdown()
         server.server_close()
+    return result, server
+
+
+@pytest.mark.parametrize(
+    ("case", "manifest", "pages", "write"), GITLAB_NOTE_CASES, ids=case_ids(GITLAB_NOTE_CASES)
+)
+def test_gitlab_updates_its_note_and_creates_one_only_when_there_is_none(
+    case: str, manifest: str, pages: list[list[dict[str, Any]]], write: tuple[str, str],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    result, server = run_gitlab_note_script(tmp_path, pages, manifest)
     assert result.returncode == 0, result.stdout + result.stderr
     reads = [(m, p) for m, p, _ in server.calls if m == "GET"]
     writes = [(m, p.partition("?")[0], b) for m, p, b in server.calls if m != "GET"]
@@ -785,6 +795,16 @@ def test_gitlab_updates_its_note_and_creates_one_only_when_there_is_none(
     assert "artifact plan.json of job 901" in body and "`hvlm show plan.json`" in body
     verb = "updated the plan note" if write[0] == "PUT" else "posted the plan note"
     assert verb in result.stdout
+
+
+def test_gitlab_a_refused_token_fails_the_job_and_posts_nothing(tmp_path: Path) -> None:
+    result, server = run_gitlab_note_script(tmp_path, [[]], token="expired")
+    assert result.returncode != 0
+    (line,) = result.stderr.splitlines()  # one located line, no traceback
+    assert line.startswith("the plan note: GET http://127.0.0.1:") and line.endswith(
+        "/api/v4/user: HTTP 401 Unauthorized"
+    ), line
+    assert [m for m, _, _ in server.calls] == ["GET"], server.calls
 
 
 # Azure DevOps: no pwsh here, so the script is read.
