@@ -1,9 +1,17 @@
 """The GitOps examples (examples/gitops, issue 17): linted, schema-checked, and held to the contract.
 
 The contract of every pipeline: the pull-request (merge-request) job saves the plan with `--out`,
-keeps it as an artifact and posts its Markdown; the job on main finds THAT artifact, applies it with
-`hvlm apply PLANFILE` and never plans again; a stale plan fails the job with hvlm's message and the
-next step; the apply waits for an approval; hvlm is pinned; secrets come from the CI's store only.
+keeps it as an artifact and posts its Markdown in ONE comment per manifest, updated on each push
+(found by its hidden first line `<!-- hvlm-plan: MANIFEST -->` and its author; created only when
+there is none; GitHub also writes the plan to the job summary); the job on main finds THAT
+artifact, applies it with `hvlm apply PLANFILE` and never plans again; a stale plan fails the job
+with hvlm's message and the next step; the apply waits for an approval; hvlm is pinned; secrets
+come from the CI's store only.
+
+The comment logic is run, not only read: the GitHub step's bash against a stand-in `gh` on PATH
+(each call recorded; canned pages of comments answered through the real jq, as gh's --jq does),
+the GitLab job's script against a local HTTP server that answers like GitLab's notes API. Azure's
+PowerShell is checked by reading it (no pwsh on the test machine).
 
 Tools (pinned in pyproject's `dev` extra, installed by `make test`): zizmor, run OFFLINE on the
 GitHub workflow (no finding, also with the pedantic persona), and check-jsonschema with its
@@ -14,11 +22,15 @@ must reject: a linter that cannot fail proves nothing.
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -244,6 +256,12 @@ def github_jobs() -> dict[str, dict[str, Any]]:
     return load(GITHUB)["jobs"]
 
 
+def github_step(name: str, job: str = "plan") -> dict[str, Any]:
+    """The step of `job` whose name starts with `name` (exactly one)."""
+    (step,) = [s for s in github_jobs()[job]["steps"] if str(s.get("name", "")).startswith(name)]
+    return step
+
+
 def steps_using(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
     return [s for s in job["steps"] if str(s.get("uses", "")).startswith(action + "@")]
 
@@ -295,8 +313,9 @@ def test_github_the_pr_job_saves_uploads_and_comments_the_plan() -> None:
     assert re.search(r"^\s*2\)", script, re.M) and re.search(r"^\s*\*\).*\n?.*exit 1", script, re.M)
     (upload,) = steps_using(plan, "actions/upload-artifact")
     assert upload["with"]["name"] == "hvlm-plan" and "plan.json" in upload["with"]["path"]
-    comment = next(s for s in plan["steps"] if "gh pr comment" in s.get("run", ""))
+    comment = github_step("Post the plan on the pull request")
     assert comment["env"]["GH_TOKEN"] == "${{ github.token }}"
+    assert "gh pr comment" not in script  # it adds a new comment on every push
 
 
 def test_github_the_apply_job_applies_the_reviewed_artifact_and_never_plans() -> None:
@@ -405,8 +424,9 @@ def test_gitlab_the_mr_job_saves_keeps_and_notes_the_plan() -> None:
     assert "--out plan.json" in command and "--detailed-exitcode" in command
     assert re.search(r"^\s*2\)", script, re.M)
     assert "plan.json" in plan["artifacts"]["paths"]
-    assert "/merge_requests/$CI_MERGE_REQUEST_IID/notes" in script
-    assert '"PRIVATE-TOKEN: $HVLM_GITLAB_TOKEN"' in script
+    assert "/merge_requests/{iid}/notes" in script
+    assert 'os.environ["CI_MERGE_REQUEST_IID"]' in script
+    assert '{"PRIVATE-TOKEN": os.environ["HVLM_GITLAB_TOKEN"]}' in script
 
 
 def test_gitlab_the_apply_is_manual_gated_and_applies_the_mr_pipelines_artifact() -> None:
@@ -446,3 +466,372 @@ def test_github_plan_job_uploads_check_sarif_to_code_scanning() -> None:
     upload = next(i for i, s in enumerate(steps)
                   if str(s.get("uses", "")).startswith("github/codeql-action/upload-sarif@"))
     assert upload > check and steps[upload]["with"]["sarif_file"] == "hvlm.sarif"
+
+
+# --- the plan comment: one per manifest, updated on each push ------------------------------------
+
+MANIFEST = "fleet/prod-east.yaml"  # the examples' HVLM_MANIFEST
+
+
+def marker(manifest: str = MANIFEST) -> str:
+    return f"<!-- hvlm-plan: {manifest} -->"
+
+
+PLAN_MD = "## hvlm plan\n\nPlan: 2 to add, 1 to change, 0 to delete.\n\n| host | change |\n"
+
+
+def test_every_example_names_the_manifest_in_its_marker() -> None:
+    assert load(GITHUB)["env"]["HVLM_MANIFEST"] == MANIFEST
+    assert load(GITLAB)["variables"]["HVLM_MANIFEST"] == MANIFEST
+    assert {"name": "HVLM_MANIFEST", "value": MANIFEST} in load(AZURE)["variables"]
+    assert 'HVLM_MARKER="<!-- hvlm-plan: $HVLM_MANIFEST -->"' in github_step("Post the plan")["run"]
+    assert 'HVLM_MARKER="<!-- hvlm-plan: $HVLM_MANIFEST -->"' in gitlab_note_script()
+    assert '$marker = "<!-- hvlm-plan: $env:HVLM_MANIFEST -->"' in azure_comment_script()
+
+
+# GitHub: the step's own bash, with a stand-in gh on PATH.
+
+BOT = "github-actions[bot]"
+
+FAKE_GH = '''#!{python}
+"""A stand-in for gh: appends each call to $FAKE_GH_LOG (a field's @FILE read, as gh does). A GET
+of a pull request's comments answers the canned pages of $FAKE_GH_PAGES (only the first without
+--paginate), each through the real jq with the caller's environment: gh's --jq (gojq) reads env.X
+and prints strings raw."""
+import json, os, re, subprocess, sys
+
+args, call = sys.argv[1:], {{"paginate": False, "fields": {{}}}}
+assert args.pop(0) == "api", args
+while args:
+    arg = args.pop(0)
+    if arg == "--paginate":
+        call["paginate"] = True
+    elif arg in ("--jq", "--method", "-F"):
+        value = args.pop(0)
+        if arg == "-F":
+            key, _, value = value.partition("=")
+            if value[:1] == "@":
+                value = open(value[1:], encoding="utf-8").read()
+            call["fields"][key] = value
+        else:
+            call[arg.lstrip("-")] = value
+    else:
+        assert "endpoint" not in call, arg
+        call["endpoint"] = arg
+call.setdefault("method", "POST" if call["fields"] else "GET")
+with open(os.environ["FAKE_GH_LOG"], "a", encoding="utf-8") as log:
+    log.write(json.dumps(call) + "\\n")
+if call["method"] == "GET" and re.search(r"/issues/\\d+/comments(\\?|$)", call["endpoint"]):
+    pages = json.load(open(os.environ["FAKE_GH_PAGES"], encoding="utf-8"))
+    for page in pages if call["paginate"] else pages[:1]:
+        if "jq" in call:
+            subprocess.run(["jq", "-r", call["jq"]], input=json.dumps(page), text=True, check=True)
+        else:
+            print(json.dumps(page))
+else:
+    print("{{}}")
+'''
+
+
+def case_ids(cases: list[tuple[Any, ...]]) -> list[str]:
+    return [str(c[0]) for c in cases]
+
+
+def gh_comment(id_: int, login: str, body: str) -> dict[str, Any]:
+    return {"id": id_, "user": {"login": login, "type": "Bot" if "[bot]" in login else "User"},
+            "body": body}  # fmt: skip
+
+
+def run_github_step(
+    name: str, tmp_path: Path, pages: list[list[Any]], manifest: str = MANIFEST
+) -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]:
+    """Run the plan job's step `name` as GitHub runs a `shell: bash` step (bash --noprofile
+    --norc -eo pipefail), its env: with test values for its expressions; returns the gh calls."""
+    step = github_step(name)
+    assert step["shell"] == "bash"
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    gh = bindir / "gh"
+    gh.write_text(FAKE_GH.format(python=sys.executable), encoding="utf-8")
+    gh.chmod(0o755)
+    (tmp_path / "pages.json").write_text(json.dumps(pages), encoding="utf-8")
+    (tmp_path / "plan.md").write_text(PLAN_MD, encoding="utf-8")
+    script = tmp_path / "step.sh"
+    script.write_text(step["run"], encoding="utf-8")
+    expressions = {
+        "${{ github.token }}": "fake-token",
+        "${{ github.event.pull_request.number }}": "7",
+        "${{ github.event.pull_request.head.sha }}": "0123abc",
+    }
+    env = {
+        "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
+        "HOME": str(tmp_path),
+        "HVLM_MANIFEST": manifest,
+        "GITHUB_REPOSITORY": "octo/fleet",
+        "GITHUB_RUN_ID": "4242",
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+        "FAKE_GH_LOG": str(tmp_path / "gh.log"),
+        "FAKE_GH_PAGES": str(tmp_path / "pages.json"),
+    }
+    for key, value in (step.get("env") or {}).items():
+        env[key] = expressions.get(str(value), str(value))
+        assert "${{" not in env[key], f"{key}: no test value for {value}"
+    assert shutil.which("jq"), "jq is not installed (the stand-in gh evaluates --jq with it)"
+    result = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+        capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path, check=False,
+    )  # fmt: skip
+    log = tmp_path / "gh.log"
+    calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return result, calls
+
+
+EAST, WEST = marker(), marker("fleet/prod-west.yaml")
+GITHUB_COMMENT_CASES = [
+    # (case, manifest, pages of comments, expected write: (method, endpoint))
+    ("no comment yet", MANIFEST, [[]],
+     ("POST", "repos/octo/fleet/issues/7/comments")),
+    ("only people's comments", MANIFEST, [[gh_comment(1, "alice", "LGTM")]],
+     ("POST", "repos/octo/fleet/issues/7/comments")),
+    ("ours, on the second page", MANIFEST,
+     [[gh_comment(1, "alice", "LGTM"), gh_comment(2, BOT, "not a plan")],
+      [gh_comment(3, BOT, f"{EAST}\n**hvlm plan** of the last push")]],
+     ("PATCH", "repos/octo/fleet/issues/comments/3")),
+    ("two of ours: the first is kept", MANIFEST,
+     [[gh_comment(5, BOT, f"{EAST}\nold"), gh_comment(6, BOT, f"{EAST}\nolder")]],
+     ("PATCH", "repos/octo/fleet/issues/comments/5")),
+    ("someone else's comment carrying our marker", MANIFEST,
+     [[gh_comment(8, "mallory", f"{EAST}\na fake plan")]],
+     ("POST", "repos/octo/fleet/issues/7/comments")),
+    ("only another manifest's comment", MANIFEST,
+     [[gh_comment(9, BOT, f"{WEST}\nthe west plan")]],
+     ("POST", "repos/octo/fleet/issues/7/comments")),
+    ("each manifest its own comment", "fleet/prod-west.yaml",
+     [[gh_comment(9, BOT, f"{EAST}\neast plan"), gh_comment(10, BOT, f"{WEST}\nwest plan")]],
+     ("PATCH", "repos/octo/fleet/issues/comments/10")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "manifest", "pages", "write"), GITHUB_COMMENT_CASES, ids=case_ids(GITHUB_COMMENT_CASES)
+)
+def test_github_updates_its_comment_and_creates_one_only_when_there_is_none(
+    case: str, manifest: str, pages: list[list[dict[str, Any]]], write: tuple[str, str],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    result, calls = run_github_step("Post the plan on the pull request", tmp_path, pages, manifest)
+    assert result.returncode == 0, result.stdout + result.stderr
+    listing, *writes = calls
+    assert (listing["method"], listing["endpoint"]) == (
+        "GET", "repos/octo/fleet/issues/7/comments?per_page=100",
+    )  # fmt: skip
+    assert listing["paginate"], "only the first page of comments is searched"
+    assert [(w["method"], w["endpoint"]) for w in writes] == [write]  # one write, the right one
+    body = writes[0]["fields"]["body"]
+    assert body == (tmp_path / "comment.md").read_text(encoding="utf-8")
+    assert body.startswith(marker(manifest) + "\n"), body[:80]
+    assert body.endswith("\n\n" + PLAN_MD)  # hvlm's Markdown as it is, after the pipeline's lines
+    assert "artifact `hvlm-plan` of run 4242" in body and "`hvlm show plan.json`" in body
+    assert "0123abc" in body
+    verb = "updated the plan comment" if write[0] == "PATCH" else "posted the plan comment"
+    assert verb in result.stdout
+
+
+def test_github_a_failed_listing_fails_the_step_and_posts_nothing(tmp_path: Path) -> None:
+    """An answer the filter cannot read (jq fails) must not fall through to a new comment."""
+    result, calls = run_github_step("Post the plan on the pull request", tmp_path, [["no comment"]])
+    assert result.returncode != 0
+    assert [c["method"] for c in calls] == ["GET"], calls
+
+
+def test_github_writes_the_plan_to_the_job_summary(tmp_path: Path) -> None:
+    summary = tmp_path / "summary.md"
+    summary.write_text("an earlier step's summary\n", encoding="utf-8")
+    result, calls = run_github_step("Write the plan to the job summary", tmp_path, [[]])
+    assert result.returncode == 0, result.stderr
+    assert calls == []  # no API call: the runner shows the file
+    text = summary.read_text(encoding="utf-8")
+    assert text.startswith("an earlier step's summary\n" + PLAN_MD)  # appended, not replaced
+    assert "artifact `hvlm-plan` of this run" in text and "`hvlm show plan.json`" in text
+    steps = [s.get("name", "") for s in github_jobs()["plan"]["steps"]]
+    plan = next(i for i, n in enumerate(steps) if n.startswith("Plan "))
+    assert plan < steps.index("Write the plan to the job summary")
+
+
+# GitLab: the plan job's script, against a local server that answers like GitLab's API.
+
+
+def gitlab_note_script() -> str:
+    (script,) = [s for s in load(GITLAB)["plan"]["script"] if "python3 -" in s]
+    return str(script)
+
+
+class FakeGitLab(http.server.ThreadingHTTPServer):
+    """GitLab's REST API as the note script uses it: /user, the merge request's notes in pages
+    (X-Next-Page), PUT of a note, POST of a note. Every request is recorded."""
+
+    TOKEN = "fake-token"
+    NOTES = "/api/v4/projects/5/merge_requests/7/notes"
+
+    def __init__(self, pages: list[list[dict[str, Any]]]) -> None:
+        super().__init__(("127.0.0.1", 0), FakeGitLabHandler)
+        self.pages = pages
+        self.calls: list[tuple[str, str, dict[str, Any] | None]] = []
+
+
+class FakeGitLabHandler(http.server.BaseHTTPRequestHandler):
+    server: FakeGitLab
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def _answer(self, status: int, payload: object, next_page: str = "") -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("X-Next-Page", next_page)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length)) if length else None
+        path, _, query = self.path.partition("?")
+        self.server.calls.append((self.command, self.path, body))
+        if self.headers.get("PRIVATE-TOKEN") != FakeGitLab.TOKEN:
+            return self._answer(401, {"message": "401 Unauthorized"})
+        if (self.command, path) == ("GET", "/api/v4/user"):
+            return self._answer(200, {"id": 42, "username": "project_5_bot_hvlm"})
+        if (self.command, path) == ("GET", FakeGitLab.NOTES):
+            page = int(urllib.parse.parse_qs(query).get("page", ["1"])[0])
+            pages = self.server.pages
+            more = str(page + 1) if page < len(pages) else ""
+            return self._answer(200, pages[page - 1] if page <= len(pages) else [], more)
+        if (self.command, path) == ("POST", FakeGitLab.NOTES) or (
+            self.command == "PUT" and re.fullmatch(re.escape(FakeGitLab.NOTES) + r"/\d+", path)
+        ):
+            return self._answer(201 if self.command == "POST" else 200, {"id": 1, **(body or {})})
+        return self._answer(404, {"message": "404 Not found"})
+
+    do_GET = do_POST = do_PUT = _handle
+
+
+def gl_note(id_: int, author: int, body: str, system: bool = False) -> dict[str, Any]:
+    return {"id": id_, "author": {"id": author}, "body": body, "system": system}
+
+
+GITLAB_NOTE_CASES = [
+    ("no note yet", MANIFEST, [[]], ("POST", FakeGitLab.NOTES)),
+    ("ours, on the second page", MANIFEST,
+     [[gl_note(1, 7, "LGTM"), gl_note(2, 42, "not a plan")], [gl_note(3, 42, f"{EAST}\nold")]],
+     ("PUT", f"{FakeGitLab.NOTES}/3")),
+    ("someone else's note carrying our marker", MANIFEST, [[gl_note(8, 66, f"{EAST}\nfake")]],
+     ("POST", FakeGitLab.NOTES)),
+    ("only another manifest's note", MANIFEST, [[gl_note(9, 42, f"{WEST}\nwest")]],
+     ("POST", FakeGitLab.NOTES)),
+    ("each manifest its own note", "fleet/prod-west.yaml",
+     [[gl_note(9, 42, f"{EAST}\neast"), gl_note(10, 42, f"{WEST}\nwest")]],
+     ("PUT", f"{FakeGitLab.NOTES}/10")),
+]  # fmt: skip
+
+
+def run_gitlab_note_script(
+    tmp_path: Path, pages: list[list[dict[str, Any]]], manifest: str = MANIFEST,
+    token: str = FakeGitLab.TOKEN,
+) -> tuple[subprocess.CompletedProcess[str], FakeGitLab]:  # fmt: skip
+    """Run the plan job's note script as GitLab's bash shell runs a script item (set -eo
+    pipefail), with CI_API_V4_URL on a local FakeGitLab; returns the server with its calls."""
+    (tmp_path / "plan.md").write_text(PLAN_MD, encoding="utf-8")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "python3").symlink_to(sys.executable)
+    server = FakeGitLab(pages)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    env = {
+        "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
+        "HOME": str(tmp_path),
+        "HVLM_MANIFEST": manifest,
+        "HVLM_GITLAB_TOKEN": token,
+        "CI_API_V4_URL": f"http://127.0.0.1:{server.server_address[1]}/api/v4",
+        "CI_PROJECT_ID": "5",
+        "CI_MERGE_REQUEST_IID": "7",
+        "CI_COMMIT_SHA": "0123abc",
+        "CI_PIPELINE_ID": "900",
+        "CI_JOB_ID": "901",
+    }
+    try:
+        result = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", gitlab_note_script()],
+            capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path, check=False,
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    return result, server
+
+
+@pytest.mark.parametrize(
+    ("case", "manifest", "pages", "write"), GITLAB_NOTE_CASES, ids=case_ids(GITLAB_NOTE_CASES)
+)
+def test_gitlab_updates_its_note_and_creates_one_only_when_there_is_none(
+    case: str, manifest: str, pages: list[list[dict[str, Any]]], write: tuple[str, str],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    result, server = run_gitlab_note_script(tmp_path, pages, manifest)
+    assert result.returncode == 0, result.stdout + result.stderr
+    reads = [(m, p) for m, p, _ in server.calls if m == "GET"]
+    writes = [(m, p.partition("?")[0], b) for m, p, b in server.calls if m != "GET"]
+    assert reads[0] == ("GET", "/api/v4/user")
+    listed = [p for _, p in reads[1:]]
+    assert all(p.startswith(FakeGitLab.NOTES + "?") and "per_page=100" in p for p in listed)
+    if write[0] == "POST":  # every page was searched before creating one
+        assert len(listed) == len(pages), listed
+    assert [(m, p) for m, p, _ in writes] == [write]
+    body = writes[0][2]["body"] if writes[0][2] else ""
+    assert body == (tmp_path / "note.md").read_text(encoding="utf-8")
+    assert body.startswith(marker(manifest) + "\n") and body.endswith("\n\n" + PLAN_MD)
+    assert "artifact plan.json of job 901" in body and "`hvlm show plan.json`" in body
+    verb = "updated the plan note" if write[0] == "PUT" else "posted the plan note"
+    assert verb in result.stdout
+
+
+def test_gitlab_a_refused_token_fails_the_job_and_posts_nothing(tmp_path: Path) -> None:
+    result, server = run_gitlab_note_script(tmp_path, [[]], token="expired")
+    assert result.returncode != 0
+    (line,) = result.stderr.splitlines()  # one located line, no traceback
+    assert line.startswith("the plan note: GET http://127.0.0.1:") and line.endswith(
+        "/api/v4/user: HTTP 401 Unauthorized"
+    ), line
+    assert [m for m, _, _ in server.calls] == ["GET"], server.calls
+
+
+# Azure DevOps: no pwsh here, so the script is read.
+
+
+def azure_comment_script() -> str:
+    (job,) = azure_stages()["plan"]["jobs"]
+    name = "Post the plan on the pull request"
+    (step,) = [s for s in job["steps"] if s.get("displayName") == name]
+    return str(step["pwsh"])
+
+
+def test_azure_updates_its_thread_and_creates_one_only_when_there_is_none() -> None:
+    script = azure_comment_script()
+    # ours: a live thread whose first comment is the build service's and starts with the marker
+    assert "'_apis/connectionData'" in script and ".authenticatedUser.id" in script
+    assert "$first.author.id -eq $me" in script and "-not $thread.isDeleted" in script
+    assert "$first.content.StartsWith($marker, [StringComparison]::Ordinal)" in script
+    assert "Invoke-RestMethod -Headers $headers -Uri ($threads + '?api-version=7.1')" in script
+    found = re.search(r"if \(\$ours\) \{(?P<update>.*?)\} else \{(?P<create>.*?)\n\}", script, re.S)
+    assert found, "no update-else-create branch"
+    assert "-Method Patch" in found["update"] and "-Method Post" not in found["update"]
+    assert '"/$($ours.thread)/comments/$($ours.comment)?api-version=7.1"' in found["update"]
+    assert "@{ content = $content }" in found["update"]
+    assert "-Method Post" in found["create"] and "-Method Patch" not in found["create"]
+    assert "parentCommentId = 0" in found["create"] and "status = 'closed'" in found["create"]
+    assert script.count("Invoke-RestMethod -Method") == 2  # nothing else writes
+    assert '$intro = "$marker`n"' in script and '$content = "$intro`n`n$plan"' in script
+    assert "artifact ``hvlm-plan`` of run $env:BUILD_BUILDID" in script
+    assert "``hvlm show plan.json``" in script
