@@ -2,13 +2,15 @@
 
 Where it sits: the entry point of the `bench` package (see bench/__init__.py). Sections, in order:
   planning    pure planning of 10,000 hosts: time and peak memory (bench.plan_10k);
+  review      first plans of 16 to 10,000 hosts for people: Markdown size, human summary lines
+              (bench.review, issue 20);
   plan        `hvlm plan` on labs of 50, 200, 500 and 1,000 hosts (20 ms, parallelism 50):
               wall time, WSMan requests per host, ratio to the latency lower bound, the CPU of
               each side; at 200 hosts once more with the lab and the client on separate cores;
   cpu         client CPU per host: hvlm's fleet read against a bare pypsrp script (ratio);
   apply       apply with changes on 200 hosts with the lab's Samba DC: requests per host, LDAP
               operations in all, client CPU per stage; then plan again (no changes expected).
-Then the issue 16 targets: every figure next to its target and whether it is met (`targets` in
+Then the issue 16 and 20 targets: every figure next to its target and whether it is met (`targets` in
 results.json, the last table on stdout); a figure this run could not measure is a TODO row, never
 a guess. Writes bench/results.json and bench/plan-wall-time.png; prints the tables on stdout,
 progress on stderr. Exit 1 if a section failed or the chart could not be drawn (the rest is still
@@ -38,7 +40,7 @@ import structlog
 
 from bench import chart, fleet, report
 
-SECTIONS = ("planning", "plan", "cpu", "apply")
+SECTIONS = ("planning", "review", "plan", "cpu", "apply")
 HERE = Path(__file__).resolve().parent
 
 
@@ -88,8 +90,15 @@ def _sections(args: argparse.Namespace) -> dict[str, Callable[[], Any]]:
         fleet.progress(f"pure planning of {args.planning_hosts} hosts")
         return run(args.planning_hosts, 16, args.repeat)
 
+    def review() -> Any:
+        from bench.review import run as review_run
+
+        fleet.progress("plans for review: 16 to 10,000 hosts")
+        return review_run()
+
     return {
         "planning": planning,
+        "review": review,
         "plan": lambda: fleet.plan_series(args.sizes, args.latency_ms, args.parallelism,
                                           pinned_at),
         "cpu": lambda: fleet.client_cpu(args.cpu_hosts, args.latency_ms, args.parallelism),
@@ -175,6 +184,9 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append(_todo("fleet plan wall time / CPU floor", WALL_TO_FLOOR, "x",
                           "run the plan section"))
     rows += _hook("bench.plan_10k", results) or _planning_rows(results.get("planning"))
+    from bench.review import issue20_targets
+
+    rows += issue20_targets(results)
     rows += _hook("bench.startup", results) or [
         _todo("`hvlm validate` on the example: whole process wall time", VALIDATE_SECONDS, " s",
               "bench/startup.py does not offer issue16_targets(results) yet")]
@@ -198,7 +210,7 @@ PLANNING_HOSTS = 10_000
 
 
 def targets_table(rows: list[dict[str, Any]]) -> str:
-    lines = ["Issue 16 targets (figure, measured, target, met?)"]
+    lines = ["Issue 16 and 20 targets (figure, measured, target, met?)"]
     for row in rows:
         measured = "-" if row["measured"] is None else f"{row['measured']:g}{row['unit']}"
         met = {True: "met", False: "NOT MET", None: "not measured"}[row["met"]]
@@ -220,7 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "errors": {},
         "section_seconds": {},
     }
-    keys = {"planning": "planning", "plan": "plan", "cpu": "client_cpu", "apply": "apply"}
+    keys = {"planning": "planning", "review": "review", "plan": "plan", "cpu": "client_cpu",
+            "apply": "apply"}
     for name, run in _sections(args).items():
         if name not in args.only:
             continue

@@ -94,6 +94,11 @@ def table(results: dict[str, Any]) -> str:
 
         lines += ["  " + line for line in planning_table(results["planning"]).splitlines()]
         lines.append("")
+    if results.get("review"):
+        from bench.review import table as review_table  # issue 20: plans for people
+
+        lines += ["  " + line for line in review_table(results["review"]).splitlines()]
+        lines.append("")
     lines.append(f"chart: {results.get('chart') or results.get('chart_error')}")
     sections = ", ".join(f"{k} {v:.0f} s" for k, v in results.get("section_seconds", {}).items())
     lines.append(f"bench took {results['seconds']:.0f} s ({sections})")
