@@ -10,9 +10,9 @@ Where it sits: the entry point of the `bench` package (see bench/__init__.py). S
   cpu         client CPU per host: hvlm's fleet read against a bare pypsrp script (ratio);
   apply       apply with changes on 200 hosts with the lab's Samba DC: requests per host, LDAP
               operations in all, client CPU per stage; then plan again (no changes expected).
-Then the issue 16 and 20 targets: every figure next to its target and whether it is met (`targets` in
-results.json, the last table on stdout); a figure this run could not measure is a TODO row, never
-a guess. Writes bench/results.json and bench/plan-wall-time.png; prints the tables on stdout,
+Then the issue 16 and 20 targets: every figure next to its target and whether it is met
+(`targets` in results.json, the last table on stdout); a figure this run could not measure is a
+TODO row, never a guess. Writes bench/results.json and bench/plan-wall-time.png; prints the tables on stdout,
 progress on stderr. Exit 1 if a section failed or the chart could not be drawn (the rest is still
 written); a missed target is reported, not an error.
 
