@@ -12,9 +12,9 @@ Where it sits: the entry point of the `bench` package (see bench/__init__.py). S
               operations in all, client CPU per stage; then plan again (no changes expected).
 Then the issue 16 and 20 targets: every figure next to its target and whether it is met
 (`targets` in results.json, the last table on stdout); a figure this run could not measure is a
-TODO row, never a guess. Writes bench/results.json and bench/plan-wall-time.png; prints the tables on stdout,
-progress on stderr. Exit 1 if a section failed or the chart could not be drawn (the rest is still
-written); a missed target is reported, not an error.
+TODO row, never a guess. Writes bench/results.json and bench/plan-wall-time.png; prints the
+tables on stdout, progress on stderr. Exit 1 if a section failed or the chart could not be drawn
+(the rest is still written); a missed target is reported, not an error.
 
     python -m bench [--sizes 50,200,500,1000] [--latency-ms 20] [--parallelism 50]
                     [--apply-hosts 200] [--only plan,cpu,apply,planning] [--out bench]
