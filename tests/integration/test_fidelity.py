@@ -89,8 +89,9 @@ def test_a_network_added_without_priority_reads_as_none_and_hvlm_reads_the_host(
     removed = [c for c in document["changes"] if c["address"] == "host/FI01/network/10.99.0.0/24"]
     assert [(c["action"], c["before"]) for c in removed] == [
         ("delete", {"subnet": "10.99.0.0/24", "priority": None})]
-    human = fleet.hvlm("plan", str(fleet.manifest))
+    human = fleet.hvlm("plan", str(fleet.manifest), "--full")
     assert "priority: unset (Hyper-V chooses)" in human.stdout, human
+    assert "FI01: incoming network 10.99.0.0/24 removed (priority unset;" in human.stdout, human
 
     check = fleet.hvlm("check", str(fleet.manifest), "--format", "json")
     assert "host-unread" not in codes(check.stdout), check

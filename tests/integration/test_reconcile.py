@@ -78,7 +78,7 @@ def test_plan_apply_plan_converges_and_a_second_apply_writes_nothing(
     fleet.dc.seed_delegation("RC01", ["CIFS/rc02.LAB.EXAMPLE"])
     planfile = tmp_path / "plan.json"
 
-    first = fleet.plan("--out", str(planfile))
+    first = fleet.plan("--out", str(planfile), "--full")
     assert first.code == 2, first
     assert fleet.writes() == []  # planning writes nothing
     for name in NAMES:
@@ -251,7 +251,7 @@ def test_ctrl_c_mid_apply_leaves_hosts_that_the_next_plan_describes(fleet: LabFl
     for name, state in states.items():
         assert not (state.enabled and not state.networks), f"{name} stranded: {state}"
     assert states["RC02"].enabled
-    plan = fleet.plan()
+    plan = fleet.plan("--full")
     assert plan.code == 2, plan
     for name, state in states.items():
         assert (f"host/{name}/" in plan.stdout) == (state != WANTED), (name, state, plan)
