@@ -118,12 +118,13 @@ class _Reader:
             raise self.fail(node, path, str(exc.problem or exc)) from None
 
     def text(self, node: Node, path: str, *, allow_null: bool = False) -> str | None:
-        value = self.scalar(node, path)
-        if value is None and allow_null:
-            return None
-        if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
+        """The scalar as written (so version 10.10 stays "10.10" and state Off stays "Off",
+        not YAML 1.1's false); null only where allowed."""
+        if self.scalar(node, path) is None:
+            if allow_null:
+                return None
             raise self.fail(node, path, "expected a text")
-        text = str(value)  # 10.0 written unquoted is the text "10.0"
+        text = str(node.value)
         if not text.strip():
             raise self.fail(node, path, "must not be empty")
         return text
