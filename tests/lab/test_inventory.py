@@ -35,7 +35,7 @@ HV01:
   processor: {manufacturer: GenuineIntel, name: "Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz"}
   vms:
     - {name: web01, version: "10.0", state: Running, adapters: [External], compatibilityForMigration: false}
-"""  # noqa: E501 (the issue's form, verbatim)
+"""  # the issue's form, verbatim
 
 
 def run(host: HyperVHost, command: str, **params: Any) -> StatementResult:
