@@ -236,3 +236,20 @@ def test_the_vms_travel_in_the_json_document_only_when_there_are_some() -> None:
     assert finding_document(finding)["vms"] == ["web01"]
     [vendor] = readiness.symmetric("HV01", host(), "HV02", host(cpu=(EPYC,)))
     assert "vms" not in finding_document(vendor)
+
+
+def test_a_saved_plan_keeps_the_vms_of_its_findings() -> None:
+    import json
+
+    import jsonschema
+
+    from hvlm.plan import ManifestRef, Plan, dumps_plan, loads_plan
+
+    schema = json.loads((Path(__file__).resolve().parents[2] / "schemas" /
+                         "plan.v1.schema.json").read_text())
+    [finding] = readiness.directed("HV01", host(vms=(WEB,)), "HV02", host(switches=()))
+    plan = Plan(manifest=ManifestRef("lab", "manifest.yaml", "0" * 64), changes=(),
+                findings=(finding,), hvlm_version="0.1.0")
+    text = dumps_plan(plan)
+    jsonschema.Draft202012Validator(schema).validate(json.loads(text))
+    assert loads_plan(text).findings == (finding,)
