@@ -18,8 +18,10 @@ source) or an unordered pair `HV01<->HV02`. Codes are stable (kebab-case):
     any-network, network-without-address                                incoming networks
     computer-account-missing, unconstrained-delegation,
     protocol-transition-missing                                         computer accounts
-    authentication-mismatch, domain-mismatch                            HV01<->HV02
-    delegation-missing, storage-delegation-missing, vm-version-unsupported   HV01->HV02
+    authentication-mismatch, domain-mismatch, processor-vendor-mismatch HV01<->HV02
+    delegation-missing, storage-delegation-missing                      HV01->HV02
+    vm-version-unsupported, vm-switch-missing, vm-switch-case-differs,
+    processor-compatibility-off                                         HV01->HV02 (hvlm.readiness)
 
 Decisions: delegation toward a destination counts when EITHER name form is present (short name or
 FQDN, compared case-insensitively as the KDC does): hvlm writes both, but an administrator's
@@ -40,6 +42,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
+from hvlm import readiness
 from hvlm.errors import Severity
 from hvlm.findings import (
     ANY_NETWORK,
@@ -61,7 +64,6 @@ from hvlm.findings import (
     PROTOCOL_TRANSITION_MISSING,
     SPN_DUPLICATE,
     STORAGE_DELEGATION_MISSING,
-    VM_VERSION_UNSUPPORTED,
     Finding,
     computer_account_missing,
     directory_unread,
@@ -92,7 +94,6 @@ from hvlm.state import (
 
 ERROR, WARNING = Severity.ERROR, Severity.WARNING
 __all__ = ["PLANNER_CODES", "Mode", "check_fleet", "has_errors"]
-_MAX_LISTED = 5
 # A read that failed because the Hyper-V cmdlets do not exist (CommandNotFoundException).
 _HYPERV_MODULE_MISSING = re.compile(r"'Get-VM\w*' is not recognized", re.IGNORECASE)
 
@@ -281,7 +282,8 @@ def _pair_findings(specs: Sequence[HostSpec], views: Mapping[str, _View]) -> Ite
                 yield from _symmetric(source, target)
             if source.kerberos and target.kerberos and source.account is not None:
                 yield from _delegation(source, target)
-            yield from _vm_versions(source, target)
+            yield from readiness.directed(spec.name, source.state.facts, target.spec.name,
+                                          target.state.facts)
 
 
 def _symmetric(a: _View, b: _View) -> Iterator[Finding]:
@@ -297,6 +299,7 @@ def _symmetric(a: _View, b: _View) -> Iterator[Finding]:
             else ": they need a trust between the domains"
         yield DOMAIN_MISMATCH.make(subject, ERROR if kerberos else WARNING, a=a.spec.name,
                                    b=b.spec.name, effect=effect, domain_a=da, domain_b=db)
+    yield from readiness.symmetric(a.spec.name, a.state.facts, b.spec.name, b.state.facts)
 
 
 def _missing(source: _View, target: HostSpec, service: DelegationService) -> tuple[str, ...]:
@@ -317,31 +320,6 @@ def _delegation(source: _View, target: _View) -> Iterator[Finding]:
     elif cifs:
         yield STORAGE_DELEGATION_MISSING.make(subject, src=src.name, dst=dst.name,
                                               short=cifs[0], fqdn=cifs[1])
-
-
-def _version_key(version: str) -> tuple[int, ...] | str:
-    try:
-        parts = [int(p) for p in version.strip().split(".")]
-    except ValueError:
-        return version.strip().lower()
-    while len(parts) > 1 and parts[-1] == 0:
-        parts.pop()
-    return tuple(parts)
-
-
-def _vm_versions(source: _View, target: _View) -> Iterator[Finding]:
-    supported = target.state.facts.supported_versions
-    if not supported or not source.state.facts.vms:
-        return
-    keys = {_version_key(v) for v in supported}
-    bad = [vm for vm in source.state.facts.vms if _version_key(vm.version) not in keys]
-    if not bad:
-        return
-    listed = ", ".join(f"{vm.name} ({vm.version})" for vm in bad[:_MAX_LISTED])
-    more = f" and {len(bad) - _MAX_LISTED} more" if len(bad) > _MAX_LISTED else ""
-    yield VM_VERSION_UNSUPPORTED.make(
-        f"{source.spec.name}->{target.spec.name}", count=len(bad), src=source.spec.name,
-        dst=target.spec.name, listed=f"{listed}{more}", supported=", ".join(supported))
 
 
 # --- what breaks migrations beyond the settings: Credential Guard, firewall, SPNs (issue 14) ----

@@ -42,6 +42,8 @@ class Finding:
     message: str
     fix: str = ""
     evidence: str = ""
+    # The VMs a per-VM finding is about (issue 22), all of them: the message lists a few.
+    vms: tuple[str, ...] = ()
 
     @classmethod
     def from_diagnostic(cls, diagnostic: Diagnostic) -> Finding:
@@ -52,8 +54,9 @@ class Finding:
 
 
 def finding_document(finding: Finding) -> dict[str, Any]:
-    """A finding in the plan file and in `hvlm check --format json`."""
-    return {
+    """A finding in the plan file and in `hvlm check --format json` (`vms` only when the
+    finding is about VMs)."""
+    document: dict[str, Any] = {
         "severity": finding.severity.value,
         "subject": finding.subject,
         "code": finding.code,
@@ -61,6 +64,9 @@ def finding_document(finding: Finding) -> dict[str, Any]:
         "fix": finding.fix,
         "evidence": finding.evidence,
     }
+    if finding.vms:
+        document["vms"] = list(finding.vms)
+    return document
 
 
 def finding_order(finding: Finding) -> tuple[int, str, str, str]:
@@ -85,10 +91,11 @@ class Kind:
     fix: str = ""
     evidence: str = ""
 
-    def make(self, subject: str, severity: Severity | None = None, **fields: object) -> Finding:
+    def make(self, subject: str, severity: Severity | None = None, *,
+             vms: tuple[str, ...] = (), **fields: object) -> Finding:
         return Finding(
             severity or self.severity, subject, self.code, self.message.format(**fields),
-            self.fix.format(**fields), self.evidence.format(**fields),
+            self.fix.format(**fields), self.evidence.format(**fields), vms,
         )
 
 
@@ -213,6 +220,37 @@ VM_VERSION_UNSUPPORTED = Kind(
     "{count} VM(s) on {src} have a configuration version {dst} cannot run",
     fix="keep them off {dst}, or upgrade {dst}'s OS",
     evidence="Get-VM on {src}: {listed}; Get-VMHostSupportedVersion on {dst}: {supported}")
+# Per VM and direction (hvlm.readiness): {who} is the VM's name, or "N VMs" followed by {names}.
+VM_SWITCH_MISSING = Kind(
+    "vm-switch-missing", ERROR, _C,
+    "{who} on {src} cannot move to {dst}: switch '{switch}' is missing on {dst}{names}",
+    fix="create a virtual switch named '{switch}' on {dst} (New-VMSwitch -Name '{switch}'), or "
+        "connect the adapters to a switch that both hosts have (Connect-VMNetworkAdapter)",
+    evidence="Get-VMNetworkAdapter on {src}: {listed} on '{switch}'; Get-VMSwitch on {dst}: "
+             "{switches}")
+VM_SWITCH_CASE_DIFFERS = Kind(
+    "vm-switch-case-differs", WARNING, _C,
+    "{who} on {src} use switch '{switch}', which {dst} has only as '{peer_switch}'{names}: "
+    "the names differ in case, and whether a migration matches them is not documented",
+    fix="give the switch the same name on both hosts, case included (on {dst}: Rename-VMSwitch "
+        "-Name '{peer_switch}' -NewName '{switch}')",
+    evidence="Get-VMNetworkAdapter on {src}: {listed} on '{switch}'; Get-VMSwitch on {dst}: "
+             "{switches}")
+PROCESSOR_VENDOR_MISMATCH = Kind(
+    "processor-vendor-mismatch", ERROR, _C,
+    "{a} and {b} have processors of different manufacturers: no running VM can live-migrate "
+    "between them, whatever its processor compatibility",
+    fix="keep hosts of one processor manufacturer in a group; between {a} and {b} a VM moves "
+        "only shut down",
+    evidence="Win32_Processor.Manufacturer: {a} {vendor_a}, {b} {vendor_b}")
+PROCESSOR_COMPATIBILITY_OFF = Kind(
+    "processor-compatibility-off", ERROR, _C,
+    "{who} on {src} cannot live-migrate to {dst}: processor compatibility is off and {dst} has "
+    "another processor model{names}",
+    fix="shut each VM down, then on {src}: Set-VMProcessor -VMName {vm_list} "
+        "-CompatibilityForMigrationEnabled $true, and start it again",
+    evidence="Win32_Processor.Name: {src} '{model_src}', {dst} '{model_dst}'; Get-VMProcessor on "
+             "{src}: CompatibilityForMigrationEnabled=False for {listed}")
 _SPN_EVIDENCE = "servicePrincipalName of {account}: {spns}"
 MIGRATION_SPN_MISSING = Kind(
     "migration-spn-missing", ERROR, _C,
@@ -256,7 +294,8 @@ CATALOGUE: Mapping[str, Kind] = MappingProxyType({k.code: k for k in (
     DOMAIN_MISMATCH, DELEGATION_MISSING, STORAGE_DELEGATION_MISSING, VM_VERSION_UNSUPPORTED,
     TICKETS_NOT_REFRESHED, CREDSSP_WITH_CREDENTIAL_GUARD, CREDENTIAL_GUARD_CONFIGURED,
     MIGRATION_FIREWALL_CLOSED, MIGRATION_SPN_MISSING, CIFS_SPN_MISSING, SPN_DUPLICATE,
-    DNSHOSTNAME_MISMATCH, DELEGATION_NOT_REPLICATED,
+    DNSHOSTNAME_MISMATCH, DELEGATION_NOT_REPLICATED, VM_SWITCH_MISSING, VM_SWITCH_CASE_DIFFERS,
+    PROCESSOR_VENDOR_MISMATCH, PROCESSOR_COMPATIBILITY_OFF,
 )})
 # Codes the planner reports in `hvlm plan` (check leaves them out in planned mode).
 PLANNER_CODES = frozenset(k.code for k in CATALOGUE.values() if k.judge is Judge.PLANNER)

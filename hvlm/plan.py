@@ -417,6 +417,7 @@ def _finding(value: object, where: str) -> Finding:
         message=_str(doc, "message", where),
         fix=_str(doc, "fix", where),
         evidence=_str(doc, "evidence", where),
+        vms=_strings(doc.get("vms", []), f"{where}.vms"),
     )
 
 

@@ -10,6 +10,8 @@ the host, group or setting it is about.
 - Each finding is located by its subject: `host/NAME` and `directory/NAME` on the host's entry
   in `hosts`, a pair `A->B` on a group holding both (else on A), `directory` on the directory
   section; a diagnostic keeps its own file, line and column.
+- A per-VM finding (hvlm.readiness) lists all its VMs in `properties.vms`; it is located on the
+  group that pairs its two hosts, as every pair finding.
 - Texts are the findings' own (already one line); SARIF viewers render them, never execute them.
 """
 
@@ -153,6 +155,8 @@ def _finding_result(finding: Finding, locator: ManifestLocator | None) -> dict[s
                        "evidence": finding.evidence},
         "partialFingerprints": {"hvlmSubject/v1": f"{finding.code}:{finding.subject}"},
     }
+    if finding.vms:
+        result["properties"]["vms"] = list(finding.vms)
     if locator is not None:
         result["locations"] = [_location(locator.file, locator.locate(finding.subject))]
         result["locations"][0]["logicalLocations"] = [

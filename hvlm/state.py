@@ -63,6 +63,44 @@ class VirtualMachine:
     version: str  # configuration version, e.g. "10.0"
 
 
+@dataclass(frozen=True)
+class VirtualSwitch:
+    """Get-VMSwitch: a virtual switch (VMSwitch.Name is the switch's friendly name)."""
+
+    name: str
+    switch_type: str = ""  # VMSwitchType by name: External, Internal, Private ("" unknown)
+
+
+@dataclass(frozen=True)
+class VMAdapter:
+    """Get-VMNetworkAdapter -VMName *: one network adapter of a VM. `switch` is "" when the
+    adapter is connected to no switch (VMNetworkAdapter.SwitchName is null then)."""
+
+    vm_name: str
+    switch: str = ""
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class VMProcessorSettings:
+    """Get-VMProcessor -VMName *: a VM's processor compatibility. `compatibility` is None when
+    the object had no CompatibilityForMigrationEnabled; `mode` is "" where the host has no
+    CompatibilityForMigrationMode (before Windows Server 2025)."""
+
+    vm_name: str
+    compatibility: bool | None = None
+    mode: str = ""
+
+
+@dataclass(frozen=True)
+class HostProcessor:
+    """Win32_Processor: one instance per socket."""
+
+    manufacturer: str = ""  # e.g. GenuineIntel, AuthenticAMD
+    name: str = ""  # e.g. Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz
+    caption: str = ""  # e.g. Intel64 Family 6 Model 85 Stepping 7
+
+
 CREDENTIAL_GUARD = 1  # Win32_DeviceGuard.SecurityServices*: 1 = Credential Guard
 MIGRATION_FIREWALL_RULE = "VIRT-MIGL-In-TCP-NoScope"  # "Hyper-V (MIG-TCP-In)", TCP 6600
 
@@ -115,6 +153,12 @@ class HostFacts:
     migration_firewall: FirewallRule | None = None
     # The DC the host uses (Win32_NTDomain.DomainControllerName without "\\"); "" when unknown.
     domain_controller: str = ""
+    # What decides whether each VM can move (issue 22); None: not read (the cmdlet failed or
+    # did not run), () read and empty (a host without switches, VMs or adapters).
+    switches: tuple[VirtualSwitch, ...] | None = None
+    vm_adapters: tuple[VMAdapter, ...] | None = None
+    vm_processors: tuple[VMProcessorSettings, ...] | None = None
+    processors: tuple[HostProcessor, ...] = ()  # Win32_Processor; () when not read
 
     @property
     def is_server_2025_or_later(self) -> bool:

@@ -5,11 +5,13 @@ commands are thin: `runner/process.py` does the work, `runner/files.py` document
 
     hvlm lab up --dir DIR [--hosts N] [--latency-ms L] [--faults FILE] [--no-directory]
                 [--transport https|http] [--timeout S] [--dcs 1|2] [--host-dc HOST=dcN ...]
+                [--inventory FILE]
         Starts the lab in the background; returns once every part answers. Writes DIR/lab.json
         (endpoints, PIDs, CA path, control URL), DIR/manifest.yaml (passes `hvlm validate`) and
         DIR/env (export lines: HVLM_WINRM_USER, HVLM_WINRM_PASSWORD, HVLM_LDAP_USER,
         HVLM_LDAP_PASSWORD, KRB5_CONFIG, HVLM_LAB_DIR, HVLM_LAB_CONTROL_URL; no LDAP/Kerberos
-        ones with --no-directory). FILE: per-host faults, YAML or JSON (runner/files.py).
+        ones with --no-directory). --faults FILE: per-host faults, YAML or JSON (runner/files.py);
+        --inventory FILE: each host's switches, processor and VMs (runner/inventory.py).
     hvlm lab status --dir DIR [--format human|json]    exit 0 when every part is up, 1 otherwise
     hvlm lab stats --dir DIR [--host NAME] [--reset]   JSON counters on stdout (then reset them)
     hvlm lab down --dir DIR        stops what `up` started, by PID; exit 1 if anything still
@@ -70,24 +72,29 @@ def lab() -> None:
 @click.option("--host-dc", "host_dc", multiple=True, metavar="HOST=dcN",
               help="The DC this host uses (Win32_NTDomain), e.g. HV02=dc2; default dc1. "
               "Repeatable.")
+@click.option("--inventory", "inventory_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="YAML: {HOST: {switches, processor, vms}} (format: runner/inventory.py).")
 def up(workdir: Path, count: int, latency_ms: float, faults_file: Path | None,
        no_directory: bool, transport: str, timeout: float,
        credential_guard: tuple[str, ...] = (), dcs: int = 1,
-       host_dc: tuple[str, ...] = ()) -> None:
+       host_dc: tuple[str, ...] = (), inventory_file: Path | None = None) -> None:
     """Start a lab in the background; return when every part answers."""
     from hvlm_lab.runner.files import LabError, load_faults
+    from hvlm_lab.runner.inventory import load_inventory
     from hvlm_lab.runner.lab import LabOptions
     from hvlm_lab.runner.process import spawn
     from hvlm_lab.wsman.server import Transport
 
     try:
         faults = load_faults(faults_file) if faults_file else {}
+        inventory = load_inventory(inventory_file) if inventory_file else {}
         chosen = dict(_host_dc(item) for item in host_dc)
         options = LabOptions(hosts=count, latency_ms=latency_ms, faults=faults,
                              directory=not no_directory, credential_guard=credential_guard,
-                             dcs=dcs, host_dc=chosen,
+                             dcs=dcs, host_dc=chosen, inventory=inventory,
                              transport=Transport.HTTPS_BASIC if transport == "https"
                              else Transport.HTTP_NEGOTIATE)
+        options.configs()  # a host the inventory names that the lab has not: refused here
         started = spawn(workdir, options, timeout)
     except LabError as exc:
         raise click.ClickException(str(exc)) from exc

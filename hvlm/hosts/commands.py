@@ -93,6 +93,15 @@ GET_MIGRATION_FIREWALL_RULE = HostCommand(
 # The DC the host uses (issue 15): Win32_NTDomain.DomainControllerName ("\\dc1.lab.example").
 GET_NT_DOMAIN = HostCommand("Get-CimInstance", (("ClassName", "Win32_NTDomain"),))
 
+# Whether each VM can move (issue 22). `-VMName *` selects every VM of the host: a wildcard that
+# matches nothing writes no error (WriteNonMatchingNameErrors skips wildcard names), so a host
+# without VMs reads as empty; -VMName leaves out the management OS's adapters (-All has them).
+ALL_VMS = "*"
+GET_VM_SWITCHES = HostCommand("Get-VMSwitch")
+GET_VM_ADAPTERS = HostCommand("Get-VMNetworkAdapter", (("VMName", ALL_VMS),))
+GET_VM_PROCESSORS = HostCommand("Get-VMProcessor", (("VMName", ALL_VMS),))
+GET_PROCESSORS = HostCommand("Get-CimInstance", (("ClassName", "Win32_Processor"),))
+
 # Everything the planner and the preflight need, as statements of ONE pipeline. The essential
 # two come first; Get-WindowsFeature (absent on client Windows, where a missing command fails the
 # rest of the pipeline) comes last so that it can cost nothing but its own fact.
@@ -107,6 +116,10 @@ READ_STATEMENTS: tuple[HostCommand, ...] = (
     GET_DEVICE_GUARD,
     GET_MIGRATION_FIREWALL_RULE,
     GET_NT_DOMAIN,
+    GET_VM_SWITCHES,
+    GET_VM_ADAPTERS,
+    GET_VM_PROCESSORS,
+    GET_PROCESSORS,
     GET_HYPERV_FEATURE,
 )
 

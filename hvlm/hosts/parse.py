@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -26,11 +26,15 @@ from hvlm.state import (
     DeviceGuard,
     FirewallRule,
     HostFacts,
+    HostProcessor,
     HostState,
     IPInterface,
     MigrationState,
     ObservedNetwork,
     VirtualMachine,
+    VirtualSwitch,
+    VMAdapter,
+    VMProcessorSettings,
 )
 
 _HV = "Microsoft.HyperV.PowerShell."
@@ -50,6 +54,10 @@ class Kind(Enum):
     DEVICE_GUARD = "Get-CimInstance Win32_DeviceGuard"
     FIREWALL_RULE = "Get-NetFirewallRule"
     NT_DOMAIN = "Get-CimInstance Win32_NTDomain"
+    VM_SWITCH = "Get-VMSwitch"
+    VM_ADAPTER = "Get-VMNetworkAdapter"
+    VM_PROCESSOR = "Get-VMProcessor"
+    PROCESSOR = "Get-CimInstance Win32_Processor"
     OTHER = "other"
 
 
@@ -58,6 +66,9 @@ _EXACT_TYPES = {
     _HV + "VMMigrationNetwork": Kind.MIGRATION_NETWORK,
     _HV + "VirtualMachine": Kind.VM,
     _HV + "VMHostSupportedVersion": Kind.SUPPORTED_VERSION,
+    _HV + "VMSwitch": Kind.VM_SWITCH,
+    _HV + "VMNetworkAdapter": Kind.VM_ADAPTER,
+    _HV + "VMProcessor": Kind.VM_PROCESSOR,
     "Microsoft.Windows.ServerManager.Commands.Feature": Kind.FEATURE,
 }
 _CIM_CLASSES = {
@@ -67,6 +78,7 @@ _CIM_CLASSES = {
     "win32_deviceguard": Kind.DEVICE_GUARD,
     "msft_netfirewallrule": Kind.FIREWALL_RULE,
     "win32_ntdomain": Kind.NT_DOMAIN,
+    "win32_processor": Kind.PROCESSOR,
 }
 
 # Cmdlets of the read pipeline whose failure is fatal; the others only lose preflight facts.
@@ -78,6 +90,9 @@ READ_CMDLETS = ESSENTIAL_CMDLETS + (
     "Get-VM",
     "Get-VMHostSupportedVersion",
     "Get-NetFirewallRule",
+    "Get-VMSwitch",
+    "Get-VMNetworkAdapter",
+    "Get-VMProcessor",
 )
 
 
@@ -277,6 +292,12 @@ class _Collected:
     device_guard_error: str = ""
     firewall_rule: FirewallRule | None = None
     domain_controller: str = ""
+    switches: list[VirtualSwitch] | None = None
+    adapters: list[VMAdapter] | None = None
+    vm_processors: list[VMProcessorSettings] | None = None
+    processors: list[HostProcessor] | None = None
+    failed: bool = False  # a terminating error stopped the read: later statements did not run
+    errored: set[str] = field(default_factory=set)  # cmdlets that wrote an error record
 
 
 def parse_host_state(
@@ -289,9 +310,9 @@ def parse_host_state(
     `failed`: a terminating error stopped the pipeline (its record is the last of `errors`).
     """
     warnings: list[str] = []
-    got = _Collected()
+    got = _Collected(failed=failed)
     records = _security_records(got, list(errors), failed)
-    _check_errors(name, records, warnings, failed)
+    _check_errors(name, records, warnings, got)
     for obj in output:
         try:
             _collect(got, obj)
@@ -299,6 +320,7 @@ def parse_host_state(
             if classify(obj) in (Kind.VMHOST, Kind.MIGRATION_NETWORK):
                 raise CmdletError(name, READ_STEP, f"{classify(obj).value}: {exc}") from exc
             warnings.append(f"{classify(obj).value}: {exc}")
+            got.errored.add(classify(obj).value)  # an object lost: its list may be partial
     if got.vmhost is None:
         raise CmdletError(
             name,
@@ -315,7 +337,7 @@ def parse_host_state(
     )
 
 
-def _check_errors(name: str, errors: list[object], warnings: list[str], failed: bool) -> None:
+def _check_errors(name: str, errors: list[object], warnings: list[str], got: _Collected) -> None:
     """Errors of essential cmdlets are fatal, and so is any error hvlm cannot pin on a cmdlet:
     it may come from Get-VMHost / Get-VMMigrationNetwork, and a plan built on a partial read
     would be wrong. Errors of preflight cmdlets only cost their facts (read warnings)."""
@@ -325,7 +347,8 @@ def _check_errors(name: str, errors: list[object], warnings: list[str], failed: 
             raise cmdlet_error(name, f"{READ_STEP} ({info.cmdlet})", info)
         if not info.cmdlet:
             raise cmdlet_error(name, READ_STEP, info)
-        terminating = failed and index == len(errors) - 1
+        got.errored.add(info.cmdlet)
+        terminating = got.failed and index == len(errors) - 1
         suffix = " (the read stopped there)" if terminating else ""
         warnings.append(f"{info.cmdlet}: {info.message}{suffix}")
 
@@ -357,6 +380,22 @@ def _collect(got: _Collected, obj: object) -> None:
         rule = parse_firewall_rule(obj)
         if rule.name.lower() == MIGRATION_FIREWALL_RULE.lower():
             got.firewall_rule = rule
+    else:
+        _collect_vm_facts(got, kind, obj)
+
+
+def _collect_vm_facts(got: _Collected, kind: Kind, obj: object) -> None:
+    """Switches, VM adapters, VM processors and the host's processors (issue 22)."""
+    if kind is Kind.VM_SWITCH:
+        got.switches = (got.switches or []) + [parse_switch(obj)]
+    elif kind is Kind.VM_ADAPTER:
+        adapter = parse_vm_adapter(obj)
+        got.adapters = (got.adapters or []) + ([adapter] if adapter is not None else [])
+    elif kind is Kind.VM_PROCESSOR:
+        settings = parse_vm_processor(obj)
+        got.vm_processors = (got.vm_processors or []) + ([settings] if settings else [])
+    elif kind is Kind.PROCESSOR:
+        got.processors = (got.processors or []) + [parse_processor(obj)]
 
 
 def _unique(networks: list[ObservedNetwork]) -> tuple[ObservedNetwork, ...]:
@@ -394,13 +433,83 @@ def _facts(got: _Collected) -> HostFacts:
         device_guard_error=got.device_guard_error if got.device_guard is None else "",
         migration_firewall=got.firewall_rule,
         domain_controller=got.domain_controller,
+        switches=_read(got, got.switches, "Get-VMSwitch", partial_ok=False),
+        vm_adapters=_read(got, got.adapters, "Get-VMNetworkAdapter", partial_ok=True),
+        vm_processors=_read(got, got.vm_processors, "Get-VMProcessor", partial_ok=True),
+        processors=tuple(got.processors or ()),
     )
+
+
+T = TypeVar("T")
+
+
+def _read(got: _Collected, items: list[T] | None, cmdlet: str, *,
+          partial_ok: bool) -> tuple[T, ...] | None:
+    """What a VM statement read, or None when hvlm cannot tell: the read stopped before it ran
+    (a terminating error, and nothing of it seen), or (`partial_ok` False) it wrote an error, so
+    its list may lack entries. An empty answer of a statement that ran is (), not None: a host
+    without VMs or switches. A partial list of adapters or VM processors only hides findings;
+    a partial list of switches would invent vm-switch-missing, hence the difference."""
+    if got.failed and items is None:
+        return None
+    if not partial_ok and cmdlet in got.errored:
+        return None
+    return tuple(items or ())
 
 
 def parse_domain_controller(obj: object) -> str:
     """Win32_NTDomain.DomainControllerName: "\\\\dc1.contoso.com" (DNS style when available, else
     "\\\\DC1"), without the backslashes; "" for an entry without a DC (not a domain)."""
     return _text(prop(obj, "DomainControllerName")).strip().lstrip("\\")
+
+
+# -- switches, VM adapters, VM processors, the host's processors (issue 22) -------------------
+
+
+def parse_switch(obj: object) -> VirtualSwitch:
+    """Get-VMSwitch's VMSwitch: Name (the switch's friendly name) and SwitchType (an enum)."""
+    name = _text(prop(obj, "Name"))
+    if not name:
+        raise ValueError("a VMSwitch without Name")
+    return VirtualSwitch(name=name, switch_type=_text(prop(obj, "SwitchType")))
+
+
+def parse_vm_adapter(obj: object) -> VMAdapter | None:
+    """Get-VMNetworkAdapter's VMNetworkAdapter. SwitchName is null when the adapter is not
+    connected; connected to a resource pool without a switch, it is a localized description
+    ("soft affinity") while SwitchId is null: such an adapter names no switch either. The
+    management OS's adapters (IsManagementOs) belong to no VM and are skipped (None)."""
+    if _optional_bool(prop(obj, "IsManagementOs")):
+        return None
+    vm_name = _text(prop(obj, "VMName"))
+    if not vm_name:
+        return None
+    switch = _text(prop(obj, "SwitchName"))
+    if has_prop(obj, "SwitchId") and prop(obj, "SwitchId") is None:
+        switch = ""
+    return VMAdapter(vm_name=vm_name, switch=switch, name=_text(prop(obj, "Name")))
+
+
+def parse_vm_processor(obj: object) -> VMProcessorSettings | None:
+    """Get-VMProcessor's VMProcessor: CompatibilityForMigrationEnabled (bool), and where the
+    host has it (Windows Server 2025) the enum CompatibilityForMigrationMode."""
+    vm_name = _text(prop(obj, "VMName"))
+    if not vm_name:
+        return None
+    return VMProcessorSettings(
+        vm_name=vm_name,
+        compatibility=_optional_bool(prop(obj, "CompatibilityForMigrationEnabled")),
+        mode=_text(prop(obj, "CompatibilityForMigrationMode")),
+    )
+
+
+def parse_processor(obj: object) -> HostProcessor:
+    """Win32_Processor (one instance per socket): Manufacturer, Name, Caption (strings)."""
+    return HostProcessor(
+        manufacturer=_text(prop(obj, "Manufacturer")).strip(),
+        name=_text(prop(obj, "Name")).strip(),
+        caption=_text(prop(obj, "Caption")).strip(),
+    )
 
 
 # -- Credential Guard and the migration firewall rule (issue 14) ------------------------------

@@ -157,13 +157,67 @@ class VMState(Enum):
     Saved = 6
 
 
+class SwitchType(Enum):
+    """Microsoft.HyperV.PowerShell.VMSwitchType (VMSwitch.SwitchType)."""
+
+    Private = 0
+    Internal = 1
+    External = 2
+
+
+class CompatibilityMode(Enum):
+    """VMProcessor.CompatibilityForMigrationMode (Windows Server 2025): the WMI property
+    LimitProcessorFeaturesMode, MinimumFeatureSet = 0, CommonClusterFeatureSet = 1."""
+
+    MinimumFeatureSet = 0
+    CommonClusterFeatureSet = 1
+
+
+@dataclass(frozen=True)
+class LabSwitch:
+    """A virtual switch (Get-VMSwitch): its friendly name and type."""
+
+    name: str
+    switch_type: SwitchType = SwitchType.External
+
+
+@dataclass(frozen=True)
+class LabProcessor:
+    """The host's processor (Win32_Processor), the same in each socket."""
+
+    manufacturer: str
+    name: str
+    caption: str = ""
+    sockets: int = 2
+    cores: int = 20
+
+
+@dataclass(frozen=True)
+class LabAdapter:
+    """A VM's network adapter; `switch` None: connected to no switch."""
+
+    switch: str | None
+    name: str = "Network Adapter"
+
+
 @dataclass(frozen=True)
 class LabVM:
-    """A virtual machine as Get-VM shows it: the configuration version matters for migration."""
+    """A virtual machine as Get-VM shows it: the configuration version matters for migration;
+    its adapters (Get-VMNetworkAdapter) and processor compatibility (Get-VMProcessor) too."""
 
     name: str
     version: str = "10.0"
     state: VMState = VMState.Off
+    adapters: tuple[LabAdapter, ...] = ()
+    compatibility_for_migration: bool = False
+    compatibility_mode: CompatibilityMode = CompatibilityMode.MinimumFeatureSet
+
+
+# Without an inventory (`hvlm lab up --inventory`) every host has this one switch and this
+# processor: the same everywhere, so that VMs move between any two lab hosts.
+DEFAULT_SWITCHES = (LabSwitch("LabSwitch"),)
+DEFAULT_PROCESSOR = LabProcessor("GenuineIntel", "Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz",
+                                 "Intel64 Family 6 Model 85 Stepping 7")
 
 
 @dataclass(frozen=True)
@@ -213,6 +267,15 @@ class LabHostConfig:
     migration_firewall: bool | None = True
     # The DC the host uses (Win32_NTDomain.DomainControllerName), e.g. dc2.lab.example (issue 15).
     domain_controller: str = "dc1.lab.example"
+    # Virtual switches and the processor (issue 22; `hvlm lab up --inventory` changes them).
+    switches: tuple[LabSwitch, ...] = DEFAULT_SWITCHES
+    processor: LabProcessor = DEFAULT_PROCESSOR
+
+    @property
+    def has_compatibility_mode(self) -> bool:
+        """VMProcessor.CompatibilityForMigrationMode exists from Windows Server 2025 on (lab
+        reading, FIDELITY.md): older hosts' objects lack the property."""
+        return self.os.build.isdigit() and int(self.os.build) >= 26100
 
     @property
     def netbios_name(self) -> str:

@@ -27,6 +27,7 @@ from typing import Any
 from psrpcore.types import ErrorCategory, PSObject
 
 from hvlm_lab.cmdlets import ErrorInfo, Invocation, StatementResult
+from hvlm_lab.hyperv import devices as hyperv_devices
 from hvlm_lab.hyperv import migration as hyperv_migration
 from hvlm_lab.hyperv import preflight as hyperv_preflight
 from hvlm_lab.hyperv import security as hyperv_security
@@ -59,7 +60,7 @@ __all__ = [
 
 COMMANDS: dict[str, Command] = {
     c.spec.name.lower(): c for c in hyperv_migration.COMMANDS + hyperv_preflight.COMMANDS
-    + hyperv_security.COMMANDS
+    + hyperv_security.COMMANDS + hyperv_devices.COMMANDS
 }
 MODULE_PREFIXES = ("hyper-v\\", "cimcmdlets\\", "servermanager\\", "nettcpip\\",
                    "netsecurity\\")

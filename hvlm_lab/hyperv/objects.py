@@ -9,6 +9,7 @@ so the CLIXML carries the enum type name, its name (ToString) and its integer va
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,12 +29,15 @@ from psrpcore.types import (
 from hvlm_lab.hyperv.config import (
     VM_VERSION_NAMES,
     AuthenticationType,
+    LabAdapter,
     LabAddress,
     LabHostConfig,
+    LabSwitch,
     LabVM,
     MigrationNetwork,
     MigrationState,
     PerformanceOption,
+    SwitchType,
 )
 
 HV = "Microsoft.HyperV.PowerShell"
@@ -67,6 +71,21 @@ class PSVMState(_NamedEnum):
     Off = 3
     Saved = 6
     Paused = 9
+
+
+@PSType([f"{HV}.VMSwitchType"])
+class VMSwitchType(_NamedEnum):
+    Private = 0
+    Internal = 1
+    External = 2
+
+
+@PSType([f"{HV}.ProcessorCompatibilityMode"])
+class ProcessorCompatibilityMode(_NamedEnum):
+    """UNCONFIRMED type name (FIDELITY.md); names and values: LimitProcessorFeaturesMode's."""
+
+    MinimumFeatureSet = 0
+    CommonClusterFeatureSet = 1
 
 
 @PSType(["Microsoft.Windows.ServerManager.Commands.InstallState"])
@@ -154,6 +173,110 @@ def virtual_machine(config: LabHostConfig, vm: LabVM) -> PSObject:
             ("Version", vm.version),
         ],
     )
+
+
+def lab_id(*parts: str) -> str:
+    """A stable GUID for a lab object (VM, switch, adapter), from the host's and its names."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "hvlm-lab:" + "/".join(p.lower() for p in parts)))
+
+
+def vm_switch(config: LabHostConfig, switch: LabSwitch) -> PSObject:
+    """Get-VMSwitch's Microsoft.HyperV.PowerShell.VMSwitch (Name is the friendly name)."""
+    return ps_object(
+        [f"{HV}.VMSwitch", f"{HV}.VirtualizationObject"],
+        [
+            ("ComputerName", config.netbios_name),
+            ("Name", switch.name),
+            ("Id", lab_id(config.name, "switch", switch.name)),
+            ("SwitchType", VMSwitchType(switch.switch_type.value)),
+            ("AllowManagementOS", switch.switch_type is not SwitchType.Private),
+            ("Notes", ""),
+        ],
+    )
+
+
+def _vm_device_props(config: LabHostConfig, vm: LabVM) -> list[tuple[str, Any]]:
+    return [("ComputerName", config.netbios_name), ("VMName", vm.name),
+            ("VMId", lab_id(config.name, "vm", vm.name)), ("IsDeleted", False)]
+
+
+def vm_network_adapter(config: LabHostConfig, vm: LabVM, adapter: LabAdapter,
+                       index: int) -> PSObject:
+    """Get-VMNetworkAdapter's Microsoft.HyperV.PowerShell.VMNetworkAdapter: SwitchName and
+    SwitchId are null when the adapter is connected to no switch (as the module's getters)."""
+    switch = next((s for s in config.switches if s.name == adapter.switch), None)
+    connected = adapter.switch is not None and switch is not None
+    return ps_object(
+        [f"{HV}.VMNetworkAdapter", f"{HV}.VMNetworkAdapterBase", f"{HV}.VMDevice",
+         f"{HV}.VirtualizationObject"],
+        _vm_device_props(config, vm) + [
+            ("Name", adapter.name),
+            ("Id", f"Microsoft:{lab_id(config.name, 'vm', vm.name)}\\"
+                   f"{lab_id(config.name, vm.name, 'adapter', str(index))}"),
+            ("IsManagementOs", False),
+            ("IsLegacy", False),
+            ("SwitchName", switch.name if connected and switch else None),
+            ("SwitchId", lab_id(config.name, "switch", switch.name)
+             if connected and switch else None),
+            ("Connected", connected),
+            ("MacAddress", "00155D" + lab_id(config.name, vm.name, str(index))[:6].upper()),
+        ],
+    )
+
+
+def management_os_adapter(config: LabHostConfig, switch: LabSwitch) -> PSObject:
+    """The management OS's adapter on an External/Internal switch (Get-VMNetworkAdapter -All or
+    -ManagementOS): a VMInternalNetworkAdapter with IsManagementOs True and no VM."""
+    return ps_object(
+        [f"{HV}.VMInternalNetworkAdapter", f"{HV}.VMNetworkAdapterBase", f"{HV}.VMDevice",
+         f"{HV}.VirtualizationObject"],
+        [
+            ("ComputerName", config.netbios_name),
+            ("Name", switch.name),
+            ("VMName", None),
+            ("IsManagementOs", True),
+            ("SwitchName", switch.name),
+            ("SwitchId", lab_id(config.name, "switch", switch.name)),
+        ],
+    )
+
+
+def vm_processor(config: LabHostConfig, vm: LabVM) -> PSObject:
+    """Get-VMProcessor's Microsoft.HyperV.PowerShell.VMProcessor; CompatibilityForMigrationMode
+    only on hosts that have it (Windows Server 2025)."""
+    props: list[tuple[str, Any]] = _vm_device_props(config, vm) + [
+        ("Name", "Processor"),
+        ("Count", PSInt64(2)),
+        ("CompatibilityForMigrationEnabled", vm.compatibility_for_migration),
+        ("CompatibilityForOlderOperatingSystemsEnabled", False),
+        ("ExposeVirtualizationExtensions", False),
+        ("ResourcePoolName", "Primordial"),
+    ]
+    if config.has_compatibility_mode:
+        props.append(("CompatibilityForMigrationMode",
+                      ProcessorCompatibilityMode(vm.compatibility_mode.value)))
+    return ps_object([f"{HV}.VMProcessor", f"{HV}.VMDevice", f"{HV}.VirtualizationObject"], props)
+
+
+def win32_processors(config: LabHostConfig) -> list[PSObject]:
+    """Get-CimInstance Win32_Processor: one instance per socket (CPU0, CPU1...)."""
+    cpu = config.processor
+    return [ps_object(
+        _cim_types("root/cimv2", "Win32_Processor", "CIM_Processor", "CIM_LogicalDevice",
+                   "CIM_LogicalElement", "CIM_ManagedSystemElement"),
+        [
+            ("DeviceID", f"CPU{socket}"),
+            ("SocketDesignation", f"CPU{socket}"),
+            ("Manufacturer", cpu.manufacturer),
+            ("Name", cpu.name),
+            ("Caption", cpu.caption),
+            ("Description", cpu.caption),
+            ("Architecture", PSUInt16(9)),  # x64
+            ("NumberOfCores", PSUInt(cpu.cores)),
+            ("NumberOfLogicalProcessors", PSUInt(cpu.cores * 2)),
+            ("SystemName", config.netbios_name),
+        ],
+    ) for socket in range(cpu.sockets)]
 
 
 def supported_version(version: str, is_default: bool) -> PSObject:

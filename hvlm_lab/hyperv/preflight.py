@@ -10,13 +10,15 @@ without the Hyper-V role, VMs with versions a destination does not support).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
-from psrpcore.types import ErrorCategory
+from psrpcore.types import ErrorCategory, PSObject
 
 from hvlm_lab.cmdlets import ErrorInfo
 from hvlm_lab.hyperv import security
 from hvlm_lab.hyperv.binding import Bound, CmdletSpec, Kind, Param, binding_error
+from hvlm_lab.hyperv.config import LabHostConfig
 from hvlm_lab.hyperv.objects import (
     AddressFamily,
     computer_system,
@@ -25,6 +27,7 @@ from hvlm_lab.hyperv.objects import (
     operating_system,
     supported_version,
     virtual_machine,
+    win32_processors,
     windows_feature,
 )
 from hvlm_lab.hyperv.runtime import (
@@ -117,15 +120,20 @@ def get_cim_instance(host: HostView, bound: Bound, out: Emitter) -> None:
     if namespace != "root/cimv2":
         _cim_error(out, "0x8004100e", "Invalid namespace ", namespace)
         return
-    builders = {"win32_computersystem": computer_system,
-                "win32_operatingsystem": operating_system, "win32_ntdomain": nt_domain}
+    builders: dict[str, Callable[[LabHostConfig], list[PSObject]]] = {
+        "win32_computersystem": lambda c: [computer_system(c)],
+        "win32_operatingsystem": lambda c: [operating_system(c)],
+        "win32_ntdomain": lambda c: [nt_domain(c)],
+        "win32_processor": win32_processors,
+    }
     builder = builders.get(class_name.lower())
     if builder is None:
         # The target is "<namespace>:<class>" (FIDELITY.md), e.g. root\cimv2:Win32_Nope.
         _cim_error(out, "0x80041010", "Invalid class ", f"{namespace.replace('/', chr(92))}:"
                    f"{class_name}")
         return
-    out.write(builder(host.config))
+    for obj in builder(host.config):
+        out.write(obj)
 
 
 def _class_from_query(query: str | None) -> str | None:

@@ -84,6 +84,7 @@ from hvlm_lab.runner.files import (
     write_info,
     write_manifest,
 )
+from hvlm_lab.runner.inventory import Inventory, apply_inventory
 from hvlm_lab.samba import dc as samba
 from hvlm_lab.samba.pair import PAIR_FILE, DCPair
 from hvlm_lab.wsman.server import Credentials, FaultSpec, LabEndpointConfig, LabServer, Transport
@@ -129,9 +130,12 @@ class LabOptions:
     dcs: int = 1  # 2: a second DC replicating with the first (`hvlm lab up --dcs 2`)
     # the DC a host reports using (Win32_NTDomain), e.g. {"HV02": "dc2"} (--host-dc); else dc1
     host_dc: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # switches, processor and VMs per host (--inventory FILE, runner/inventory.py)
+    inventory: Inventory = dataclasses.field(default_factory=dict)
 
     def configs(self) -> tuple[LabHostConfig, ...]:
-        return self._with_host_dc(self._with_credential_guard(self._configs()))
+        configs = self._with_host_dc(self._with_credential_guard(self._configs()))
+        return apply_inventory(configs, self.inventory)
 
     def _with_host_dc(self, configs: tuple[LabHostConfig, ...]) -> tuple[LabHostConfig, ...]:
         """The DC each host reports (Win32_NTDomain): dc1 unless --host-dc NAME=dcN says."""

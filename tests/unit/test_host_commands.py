@@ -59,6 +59,10 @@ def test_read_is_one_statement_per_cmdlet_with_parameters_only() -> None:
         "Get-CimInstance -Namespace root/Microsoft/Windows/DeviceGuard -ClassName Win32_DeviceGuard",
         "Get-NetFirewallRule -Name VIRT-MIGL-In-TCP-NoScope",
         "Get-CimInstance -ClassName Win32_NTDomain",
+        "Get-VMSwitch",
+        "Get-VMNetworkAdapter -VMName *",
+        "Get-VMProcessor -VMName *",
+        "Get-CimInstance -ClassName Win32_Processor",
         "Get-WindowsFeature -Name Hyper-V",
     ]
 
