@@ -41,6 +41,7 @@ from hvlm.plan import (
     loads_plan,
     plan_to_document,
     stale_targets,
+    switches_to_kerberos,
 )
 from hvlm.planner import current_fingerprints
 from hvlm.reconcile import (
@@ -51,7 +52,6 @@ from hvlm.reconcile import (
     Outcome,
     apply_plan,
     open_fleet,
-    switches_to_kerberos,
 )
 from hvlm.reconcile import plan_fleet as _plan_fleet
 from hvlm.render import render as render_plan
@@ -231,7 +231,7 @@ def _load_plan_file(path: str) -> tuple[Plan, LoadResult]:
         raw = Path(path).read_bytes()
     except OSError as exc:
         raise PlanFileError(f"{path}: cannot read: {exc.strerror}") from None
-    saved = loads_plan(raw)
+    saved = loads_plan(raw, path)
     if not saved.manifest.source:
         raise PlanFileError(f"{path}: the plan does not name its manifest")
     loaded = _load(saved.manifest.source)

@@ -242,7 +242,8 @@ def plan_fleet(
         directory_error=observation.directory_error,
         findings=findings,
     )
-    return dataclasses.replace(plan, domain_controllers=domain_controllers(fleet.manifest, observation))
+    return dataclasses.replace(
+        plan, domain_controllers=domain_controllers(fleet.manifest, observation))
 
 
 def domain_controllers(manifest: Manifest, observation: Observation) -> tuple[tuple[str, str], ...]:
