@@ -27,8 +27,8 @@ from hvlm.cli.options import (
     fleet_selection,
     format_option,
     review_options,
-    use_color,
 )
+from hvlm.cli.show import read_plan_file, show_plan
 from hvlm.errors import HvlmError, PlanFileError, inert
 from hvlm.findings import finding_document
 from hvlm.manifest import LoadResult, load_manifest
@@ -38,7 +38,6 @@ from hvlm.plan import (
     Kind,
     Plan,
     dumps_plan,
-    loads_plan,
     plan_to_document,
     stale_targets,
     switches_to_kerberos,
@@ -54,7 +53,6 @@ from hvlm.reconcile import (
     open_fleet,
 )
 from hvlm.reconcile import plan_fleet as _plan_fleet
-from hvlm.render import render as render_plan
 
 log = structlog.get_logger("hvlm.cli")
 
@@ -90,13 +88,6 @@ def _observe_and_plan(
         fleet, observation, selection=hosts, refresh_tickets=refresh_tickets, findings=findings
     )
     return observation, plan
-
-
-def _show(plan: Plan, fmt: str, color: bool | None, full: bool = False,
-          budget: int | None = None) -> None:
-    """The plan on stdout (`hvlm show PLANFILE` prints a saved plan the same way)."""
-    click.echo(render_plan(plan, fmt, color=use_color(color), full=full, budget=budget),
-               nl=False)
 
 
 def _write_plan(plan: Plan, out: str) -> None:
@@ -135,7 +126,7 @@ def plan(
     loaded = _load(manifest)
     with open_fleet(loaded.manifest, parallelism) as fleet:
         _, the_plan = _observe_and_plan(fleet, loaded, hosts, refresh_tickets)
-    _show(the_plan, fmt, color, full, markdown_budget)
+    show_plan(the_plan, fmt, color, full, markdown_budget)
     if out:
         _write_plan(the_plan, out)
         log.info("plan saved", path=out)
@@ -227,11 +218,7 @@ def observe_for_saved_plan(fleet: Fleet, saved: Plan) -> Observation:
 
 
 def _load_plan_file(path: str) -> tuple[Plan, LoadResult]:
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise PlanFileError(f"{path}: cannot read: {exc.strerror}") from None
-    saved = loads_plan(raw, path)
+    saved = read_plan_file(path)
     if not saved.manifest.source:
         raise PlanFileError(f"{path}: the plan does not name its manifest")
     loaded = _load(saved.manifest.source)
@@ -284,7 +271,7 @@ def apply(
             observation = observe_for_saved_plan(fleet, saved)
             _refuse_if_stale(saved, observation, source)
             if fmt != "json":
-                _show(saved, fmt, color, full, markdown_budget)
+                show_plan(saved, fmt, color, full, markdown_budget)
             the_plan = saved
             report = apply_plan(fleet, saved, observation, replication_timeout)
     else:
@@ -292,7 +279,7 @@ def apply(
         with open_fleet(loaded.manifest, parallelism) as fleet:
             observation, the_plan = _observe_and_plan(fleet, loaded, hosts, refresh_tickets)
             if fmt != "json" or not the_plan.has_changes:
-                _show(the_plan, fmt, color, full, markdown_budget)
+                show_plan(the_plan, fmt, color, full, markdown_budget)
             if not the_plan.has_changes:
                 sys.exit(EXIT_ERROR if _incomplete(the_plan) else EXIT_OK)
             _confirm(auto_approve)

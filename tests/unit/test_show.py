@@ -1,0 +1,85 @@
+"""`hvlm show PLANFILE`: a saved plan printed again, contacting nothing, with the same renderers
+as `hvlm plan` (byte for byte), `--format json` being the file itself; a bad file is one line.
+
+The lab test (tests/integration/test_gitops_flow.py) compares against a real `hvlm plan` run;
+these run `python -m hvlm` on files written here.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hvlm.plan import dumps_plan
+from hvlm.render import render
+from tests.unit.test_plan_format import full_plan
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def show(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "hvlm", "show", *args], cwd=ROOT,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120,
+                          check=False)
+
+
+@pytest.fixture
+def planfile(tmp_path: Path) -> Path:
+    path = tmp_path / "plan.json"
+    path.write_text(dumps_plan(full_plan()), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("--format", "markdown"), render(full_plan(), "markdown")),
+        (("--format", "markdown", "--full"), render(full_plan(), "markdown", full=True)),
+        (("--format", "markdown", "--markdown-budget", "2000"),
+         render(full_plan(), "markdown", budget=2000)),
+        ((), render(full_plan(), "human")),  # not a TTY: no colour
+        (("--color",), render(full_plan(), "human", color=True)),
+        (("--full", "--no-color"), render(full_plan(), "human", full=True)),
+    ],
+)
+def test_show_prints_what_plan_printed(planfile: Path, args: tuple[str, ...],
+                                       expected: str) -> None:
+    proc = show(str(planfile), *args)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert proc.stdout == expected
+
+
+def test_show_json_is_the_plan_file_itself(planfile: Path) -> None:
+    proc = show(str(planfile), "--format", "json")
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert proc.stdout == planfile.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "error: {path}: cannot read: No such file or directory"),
+        ("{", "error: plan file is not JSON: Expecting property name enclosed in double quotes: "
+              "line 1 column 2 (char 1)"),
+        (json.dumps({"format_version": 1, "changes": []}),
+         "error: plan file {path} was made by an older hvlm (format 1): run hvlm plan again"),
+        ("apiVersion: hvlm/v1\n", "error: plan file is not JSON: Expecting value: line 1 "
+                                  "column 1 (char 0)"),
+        (dumps_plan(full_plan()).replace('"kept":[["cifs/",["HV02"],""]]', '"kept":"cifs/HV02"',
+                                         1),
+         "error: plan file: changes[0].kept: expected a list of [prefix, [values], suffix]"),
+    ],
+)
+def test_a_bad_plan_file_is_one_line_and_exit_1(tmp_path: Path, content: str | None,
+                                                message: str) -> None:
+    path = tmp_path / "plan.json"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    proc = show(str(path))
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert proc.stderr.splitlines() == [message.format(path=path)]
