@@ -198,7 +198,7 @@ PLANNING_HOSTS = 10_000
 
 
 def targets_table(rows: list[dict[str, Any]]) -> str:
-    lines = ["Issue 16 targets (figure, measured, target, met?)"]
+    lines = ["Targets of issues 16 and 20 (figure, measured, target, met?)"]
     for row in rows:
         measured = "-" if row["measured"] is None else f"{row['measured']:g}{row['unit']}"
         met = {True: "met", False: "NOT MET", None: "not measured"}[row["met"]]

@@ -22,6 +22,7 @@ else a state object might carry.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import json
@@ -521,13 +522,15 @@ def _values(value: object, where: str) -> tuple[str, ...]:
         raise PlanFileError(f"plan file: {where}: expected a list of [prefix, [values], suffix]")
     values: list[str] = []
     for i, run in enumerate(value):
-        if not (isinstance(run, list) and len(run) == 3 and isinstance(run[0], str)
-                and isinstance(run[2], str) and isinstance(run[1], list) and run[1]
-                and all(isinstance(m, str) for m in run[1])):
+        try:
+            if not (isinstance(run, list) and len(run) == 3 and isinstance(run[0], str)
+                    and isinstance(run[2], str) and isinstance(run[1], list) and run[1]):
+                raise TypeError
+            prefix, middles, suffix = run
+            values.extend([prefix + middle + suffix for middle in middles])  # str + str only
+        except TypeError:
             raise PlanFileError(f"plan file: {where}[{i}]: expected [prefix, [values], suffix] "
-                                "(strings, at least one value)")
-        prefix, middles, suffix = run
-        values.extend([prefix + middle + suffix for middle in middles])
+                                "(strings, at least one value)") from None
     return tuple(values)
 
 
@@ -612,9 +615,15 @@ def _strings(value: object, where: str) -> tuple[str, ...]:
 def _enum(kind: type[E], doc: dict[str, Any], key: str, where: str) -> E:
     value = doc.get(key)
     try:
-        return kind(value)
-    except (ValueError, TypeError):
+        member: E = _members(kind)[value]  # kind(value), without Enum's call per change
+    except (KeyError, TypeError):
         raise PlanFileError(f"plan file: {where}.{key}: unknown value {value!r}") from None
+    return member
+
+
+@functools.cache
+def _members(kind: type[E]) -> dict[object, E]:
+    return {member.value: member for member in kind}
 
 
 def _fields(value: object, where: str) -> dict[str, FieldValue] | None:

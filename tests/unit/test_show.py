@@ -83,3 +83,17 @@ def test_a_bad_plan_file_is_one_line_and_exit_1(tmp_path: Path, content: str | N
     assert proc.returncode == 1
     assert proc.stdout == ""
     assert proc.stderr.splitlines() == [message.format(path=path)]
+
+
+def test_apply_refuses_a_format_1_plan_in_one_line(tmp_path: Path) -> None:
+    """A plan saved by an older hvlm (format 1) is refused before anything is read or changed."""
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps({"format_version": 1, "manifest": {"source": "m.yaml"},
+                                "changes": [{"address": "host/HV01/migration", "add": []}]}),
+                    encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "hvlm", "apply", str(path)], cwd=ROOT,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120,
+                          check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        f"error: plan file {path} was made by an older hvlm (format 1): run hvlm plan again"]
