@@ -291,8 +291,11 @@ _SETTING_VALUES = attrgetter(*(s.attr for s in HOST_SETTINGS))
 
 
 def account_fingerprint(state: DelegationState) -> str:
-    """What the directory changes were computed from; LDAP returns values in no fixed order."""
-    return _digest([state.dn, state.user_account_control, sorted(state.allowed_to_delegate_to)])
+    """What the directory changes were computed from, and what delegation toward the account
+    names (its SPNs, dNSHostName: a Kerberos switch depends on them); LDAP returns values in no
+    fixed order."""
+    return _digest([state.dn, state.user_account_control, sorted(state.allowed_to_delegate_to),
+                    sorted(state.service_principal_names), state.dns_host_name])
 
 
 def target_key(address: str | Address) -> str:

@@ -42,9 +42,8 @@ def directory_phases(
     switching: Collection[str] = (),
 ) -> tuple[list[Change], list[Change], list[str]]:
     """(additions, removals, names of hosts whose account changes). Targets: every account that
-    changes, and the account of every host in `switching` (keys of the hosts the plan switches to
-    Kerberos: the switch is safe only with the delegation as planned, hvlm.plan's
-    switches_to_kerberos)."""
+    changes, and those a Kerberos switch depends on (`switching`: keys of the hosts the plan
+    switches to Kerberos, hvlm.plan's switches_to_kerberos; see `_switch_targets`)."""
     managed = [s for s in ctx.manifest.hosts if s.migration.authentication is not None]
     if directory is None:
         if any(s.uses_kerberos and ctx.is_selected(s) for s in managed):
@@ -54,6 +53,7 @@ def directory_phases(
     added: list[Change] = []
     pruned: list[Change] = []
     touched: list[str] = []
+    targeted: set[str] = set()
     for spec in managed:
         account = accounts.get(spec.key)
         if account is None:
@@ -68,9 +68,29 @@ def directory_phases(
         pruned.extend(removes)
         if adds or removes:
             touched.append(spec.name)
-        if adds or removes or spec.key in switching:
+            targeted.add(spec.key)
             ctx.targets[address_text(Kind.DIRECTORY, spec.name)] = account_fingerprint(account)
+    if switching:
+        _switch_targets(ctx, accounts, accounts.keys() - targeted, switching)
     return added, pruned, touched
+
+
+def _switch_targets(ctx: Context, accounts: dict[str, DelegationState], pending: set[str],
+                    switching: Collection[str]) -> None:
+    """A host switched to Kerberos migrates out with its own delegation, whose values name its
+    peers' SPNs: the switch depends on its account and its peers' (the fingerprint covers their
+    delegation, SPNs and dNSHostName) even when the plan changes none of them. `pending`: keys
+    of the accounts that are not targets yet (none, in a fresh fleet)."""
+    for key in switching:
+        if not pending:
+            return
+        spec = ctx.index[key]
+        for name in (spec.name, *spec.peers):
+            wanted = name.upper()
+            if wanted in pending:
+                pending.discard(wanted)
+                address = address_text(Kind.DIRECTORY, ctx.index[wanted].name)
+                ctx.targets[address] = account_fingerprint(accounts[wanted])
 
 
 def _target_name(value: str) -> str:

@@ -6,6 +6,7 @@ line naming the file), holds only known fields; fingerprints for stale-plan dete
 from __future__ import annotations
 
 import copy
+import dataclasses
 import ipaddress
 import json
 import random
@@ -59,7 +60,7 @@ def migration_state(**overrides: Any) -> MigrationState:
 def account(values: tuple[str, ...] = ("cifs/HV02", "MSSQLSvc/sql01:1433"),
             uac: int = 0x1000) -> DelegationState:
     return DelegationState("HV01", "CN=HV01,CN=Computers,DC=lab,DC=example", "HV01$",
-                           "hv01.lab.example", ("HOST/HV01",), uac, values)
+                           "hv01.lab.example", ("HOST/HV01", "HOST/hv01.lab.example"), uac, values)
 
 
 def full_plan() -> Plan:
@@ -353,6 +354,7 @@ def test_host_fingerprint_ignores_network_order_only() -> None:
 
 
 def test_account_fingerprint_ignores_value_order_only() -> None:
+    """Neither delegation values nor SPNs come in a fixed order; anything else counts."""
     base = account()
     assert account_fingerprint(base) == account_fingerprint(account(tuple(reversed(
         base.allowed_to_delegate_to))))
@@ -361,6 +363,15 @@ def test_account_fingerprint_ignores_value_order_only() -> None:
     # a case change is a change (what apply would delete must exist exactly)
     assert account_fingerprint(base) != account_fingerprint(
         account(("CIFS/HV02", "MSSQLSvc/sql01:1433")))
+    # what delegation toward the account names: a Kerberos switch toward it depends on them
+    assert account_fingerprint(base) != account_fingerprint(
+        dataclasses.replace(base, service_principal_names=()))
+    assert account_fingerprint(base) != account_fingerprint(
+        dataclasses.replace(base, dns_host_name="hv01.other.example"))
+    assert account_fingerprint(base) == account_fingerprint(dataclasses.replace(
+        base, service_principal_names=("HOST/hv01.lab.example", "HOST/HV01")
+    )) != account_fingerprint(dataclasses.replace(
+        base, service_principal_names=("HOST/hv01.lab.example",)))
 
 
 def test_stale_targets() -> None:
@@ -402,3 +413,13 @@ def test_plan_planner_and_renderers_import_no_backend() -> None:
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_hvlm_schema_plan_prints_the_format_2_schema() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "hvlm", "schema", "--plan"], capture_output=True,
+                         text=True, check=True, timeout=120)
+    assert json.loads(out.stdout) == SCHEMA
+    assert SCHEMA["properties"]["format_version"] == {"const": FORMAT_VERSION}

@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -167,7 +167,7 @@ def build_directory(manifest: Manifest, doc: Mapping[str, Any] | None) -> Direct
             dn=f"CN={name},CN=Computers,DC=corp,DC=example,DC=com",
             sam_account_name=f"{name}$",
             dns_host_name=f"{name.lower()}.corp.example.com",
-            service_principal_names=(f"HOST/{name}",),
+            service_principal_names=tuple(account.get("spns", [f"HOST/{name}"])),
             user_account_control=account.get("uac", WORKSTATION_TRUST_ACCOUNT),
             allowed_to_delegate_to=tuple(account.get("values", [])),
         ))
@@ -425,8 +425,9 @@ def test_stale_targets_detects_an_out_of_band_change() -> None:
     )
 
 
-def _in_place(authentication: str, **host: Any) -> Case:
-    """Two hosts whose delegation (both ways, protocol transition) is already in place."""
+def _in_place(authentication: Mapping[str, str]) -> Case:
+    """Two hosts whose delegation (both ways, protocol transition) is already in place; both get
+    a setting changed (maxStorageMigrations 2 -> 4), and the hosts in CredSSP get Kerberos."""
     values = {n: [f"{service}/{form}" for service in (MIGRATION_CLASS, "cifs")
                   for form in (n, f"{n.lower()}.corp.example.com")] for n in ("HV01", "HV02")}
     uac = WORKSTATION_TRUST_ACCOUNT | UAC_TRUSTED_TO_AUTH_FOR_DELEGATION
@@ -437,38 +438,51 @@ def _in_place(authentication: str, **host: Any) -> Case:
             "hosts": [{"name": "HV01"}, {"name": "HV02"}], "groups": [["HV01", "HV02"]],
         },
         "observed": {
-            "hosts": {n: {"authentication": authentication, **host} for n in ("HV01", "HV02")},
-            "directory": {"HV01": {"values": values["HV02"], "uac": uac},
-                          "HV02": {"values": values["HV01"], "uac": uac}},
+            "hosts": {n: {"authentication": a} for n, a in authentication.items()},
+            "directory": {n: {"values": values["HV02" if n == "HV01" else "HV01"], "uac": uac,
+                              "spns": [f"HOST/{n}", f"{MIGRATION_CLASS}/{n}"]}
+                          for n in ("HV01", "HV02")},
         },
     })
 
 
+def _shrunk_delegation(account: DelegationState) -> DelegationState:
+    return dataclasses.replace(account, allowed_to_delegate_to=account.allowed_to_delegate_to[1:])
+
+
+def _lost_migration_spn(account: DelegationState) -> DelegationState:
+    return dataclasses.replace(account, service_principal_names=tuple(
+        spn for spn in account.service_principal_names if not spn.startswith(MIGRATION_CLASS)))
+
+
 @pytest.mark.parametrize(
-    ("authentication", "host", "directory_targets"),
+    ("authentication", "directory_targets", "out_of_band", "stale"),
     [
-        # switched to Kerberos: the switch is safe only with the delegation as it was planned
-        ("CredSSP", {"maxStorageMigrations": 4}, {"directory/HV01", "directory/HV02"}),
+        # both switched to Kerberos: the switch is safe only with the delegation as planned
+        ({"HV01": "CredSSP", "HV02": "CredSSP"}, {"directory/HV01", "directory/HV02"},
+         ("HV01", _shrunk_delegation), ("directory/HV01",)),
+        # HV01 switched: its delegation names HV02's SPNs, so HV02's account is a target too
+        ({"HV01": "CredSSP", "HV02": "Kerberos"}, {"directory/HV01", "directory/HV02"},
+         ("HV02", _lost_migration_spn), ("directory/HV02",)),
         # already Kerberos, another setting changes: the plan does not depend on the accounts
-        ("Kerberos", {"maxStorageMigrations": 2}, set()),
+        ({"HV01": "Kerberos", "HV02": "Kerberos"}, set(), ("HV01", _shrunk_delegation), ()),
     ],
 )
-def test_a_host_switched_to_kerberos_records_its_account(
-    authentication: str, host: dict[str, Any], directory_targets: set[str]
+def test_a_kerberos_switch_depends_on_its_account_and_its_peers(
+    authentication: dict[str, str], directory_targets: set[str],
+    out_of_band: tuple[str, Callable[[DelegationState], DelegationState]], stale: tuple[str, ...],
 ) -> None:
-    case = _in_place(authentication, **host)
+    case = _in_place(authentication)
     plan = case.plan()
     assert [c.address for c in plan.changes] == ["host/HV01/migration", "host/HV02/migration"]
     assert {t.address for t in plan.targets if t.address.startswith("directory/")} == \
         directory_targets
     assert case.directory is not None
-    hv01 = case.directory.accounts[0]
-    # one of HV01's delegation values deleted out of band between plan and apply
-    shrunk = dataclasses.replace(hv01, allowed_to_delegate_to=hv01.allowed_to_delegate_to[1:])
-    directory = dataclasses.replace(case.directory,
-                                    accounts=(shrunk, case.directory.accounts[1]))
-    stale = stale_targets(plan, current_fingerprints(case.hosts, directory))
-    assert stale == (("directory/HV01",) if directory_targets else ())
+    name, change = out_of_band  # between plan and apply
+    accounts = tuple(change(a) if a.name == name else a for a in case.directory.accounts)
+    directory = dataclasses.replace(case.directory, accounts=accounts)
+    assert directory != case.directory
+    assert stale_targets(plan, current_fingerprints(case.hosts, directory)) == stale
 
 
 def test_fingerprint_ignores_order_but_not_content() -> None:
