@@ -13,6 +13,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 import structlog
@@ -28,7 +29,7 @@ from hvlm.cli.options import (
     format_option,
     review_options,
 )
-from hvlm.cli.show import read_plan_file, show_plan
+from hvlm.cli.show import show_plan
 from hvlm.errors import HvlmError, PlanFileError, inert
 from hvlm.findings import finding_document
 from hvlm.manifest import LoadResult, load_manifest
@@ -38,6 +39,7 @@ from hvlm.plan import (
     Kind,
     Plan,
     dumps_plan,
+    plan_from_document,
     plan_to_document,
     stale_targets,
     switches_to_kerberos,
@@ -137,15 +139,17 @@ def plan(
     sys.exit(EXIT_CHANGES if detailed_exitcode and the_plan.has_changes else EXIT_OK)
 
 
-def _is_plan_file(path: str) -> bool:
-    """A saved plan is a JSON object with format_version; anything else is a manifest."""
+def _plan_document(path: str) -> dict[str, Any] | None:
+    """A saved plan is a JSON object with format_version (read whole: a 10,000-host plan is
+    ~22 MB); anything else (None) is a manifest."""
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read(16 * 1024 * 1024)
+        raw = Path(path).read_bytes()
+        if raw.lstrip()[:1] != b"{":
+            return None
         document = json.loads(raw)
     except (OSError, ValueError):
-        return False
-    return isinstance(document, dict) and "format_version" in document
+        return None
+    return document if isinstance(document, dict) and "format_version" in document else None
 
 
 def _confirm(auto_approve: bool) -> None:
@@ -217,8 +221,8 @@ def observe_for_saved_plan(fleet: Fleet, saved: Plan) -> Observation:
     return Observation(host_states, host_errors, directory, directory_error)
 
 
-def _load_plan_file(path: str) -> tuple[Plan, LoadResult]:
-    saved = read_plan_file(path)
+def _load_plan_file(path: str, document: dict[str, Any]) -> tuple[Plan, LoadResult]:
+    saved = plan_from_document(document, path)
     if not saved.manifest.source:
         raise PlanFileError(f"{path}: the plan does not name its manifest")
     loaded = _load(saved.manifest.source)
@@ -265,8 +269,9 @@ def apply(
     replication_timeout: float | None,
 ) -> None:
     """Apply a manifest (plan, show, confirm, apply) or exactly a saved plan; then verify."""
-    if _is_plan_file(source):
-        saved, loaded = _load_plan_file(source)
+    document = _plan_document(source)
+    if document is not None:
+        saved, loaded = _load_plan_file(source, document)
         with open_fleet(loaded.manifest, parallelism) as fleet:
             observation = observe_for_saved_plan(fleet, saved)
             _refuse_if_stale(saved, observation, source)

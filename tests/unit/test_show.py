@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from hvlm.plan import dumps_plan
+from hvlm.plan import Action, Change, ManifestRef, Phase, Plan, dumps_plan
 from hvlm.render import render
 from tests.unit.test_plan_format import full_plan
 
@@ -97,3 +97,19 @@ def test_apply_refuses_a_format_1_plan_in_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert proc.stderr.splitlines() == [
         f"error: plan file {path} was made by an older hvlm (format 1): run hvlm plan again"]
+
+
+@pytest.mark.parametrize("reason", ["x", "x" * 17_000_000])  # a 10,000-host plan is ~22 MB
+def test_apply_reads_a_plan_file_of_any_size_as_a_plan(tmp_path: Path, reason: str) -> None:
+    """`hvlm apply FILE` tells a saved plan from a manifest by reading it whole: here it goes on
+    to the plan's manifest (missing), instead of reading the plan as a manifest."""
+    manifest = tmp_path / "gone" / "fleet.yaml"
+    plan = Plan(ManifestRef("m", str(manifest), "0" * 64), (
+        Change("host/HV01/tickets", Phase.TICKETS, Action.UPDATE, "HV01", reason),))
+    path = tmp_path / "plan.json"
+    path.write_text(dumps_plan(plan), encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "hvlm", "apply", str(path)], cwd=ROOT,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120,
+                          check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [f"{manifest}: cannot read: No such file or directory"]
