@@ -25,8 +25,8 @@ Rules (issue 6):
   read warnings, not-domain-joined, no-incoming-network, computer accounts, tickets); check in
   planned mode, passed in as `findings`, reports the rest: each problem once.
 - Every target a change is computed from gets a fingerprint (hvlm.plan) for stale-plan refusal,
-  and so does the account of every host the plan switches to Kerberos (its delegation, even when
-  already in place, is what makes the switch safe).
+  and so do the accounts a switch to Kerberos depends on, even when the plan changes none of
+  them: the switched host's (its delegation) and its peers' (the SPNs that delegation names).
 Cost: O(hosts x peers x services); hosts are looked up through a dict, never by scanning, and each
 peer's delegation values are built once (bench/plan_10k.py).
 
