@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from enum import Enum
+from itertools import chain
 from typing import Union
 
 IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
@@ -211,13 +212,13 @@ def delegation_targets(peer: HostSpec, services: tuple[DelegationService, ...]) 
 
 
 def desired_delegation(host: HostSpec, peers: tuple[HostSpec, ...]) -> tuple[str, ...]:
-    """Values `host`'s computer account must hold: only when it migrates with Kerberos."""
+    """Values `host`'s computer account must hold: only when it migrates with Kerberos. Listed by
+    service and name form, then peer (`cifs/HV02`, `cifs/HV03`, `cifs/hv02.x`, `cifs/hv03.x`):
+    the order the planner adds them in, which the plan file states compactly."""
     if not host.uses_kerberos:
         return ()
-    values: list[str] = []
-    for peer in peers:
-        values.extend(delegation_targets(peer, host.delegation.services))
-    return tuple(values)
+    per_peer = [delegation_targets(peer, host.delegation.services) for peer in peers]
+    return tuple(chain.from_iterable(zip(*per_peer, strict=True)))
 
 
 def owned_value(value: str, manifest_names: frozenset[str]) -> bool:

@@ -1,11 +1,11 @@
-"""The plan: what hvlm will change, in apply order, and the saved-plan file format (version 1).
+"""The plan: what hvlm will change, in apply order, and the saved-plan file format (version 2).
 
 Pipeline position: the planner (hvlm.planner) builds a Plan from the model and the observed
 state; the renderers (hvlm.render) show it; `hvlm plan --out FILE` saves it with `dumps_plan`;
 `hvlm apply FILE` reads it back with `loads_plan`, re-reads every target and calls `stale_targets`
 before touching anything. Pure: no I/O, no backends. Findings (hvlm.findings) travel with it.
 
-Addresses (stable, documented in schemas/plan.v1.schema.json):
+Addresses (stable, documented in schemas/plan.v2.schema.json):
     host/HV01/migration                      every Set-VMHost / Enable-VMMigration setting of a host
     host/HV01/network/192.168.10.0/24        one incoming migration network
     directory/HV01/allowedToDelegateTo       values added to the account (phase directory-add)
@@ -22,10 +22,11 @@ else a state object might carry.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from operator import attrgetter
@@ -38,7 +39,7 @@ from hvlm.model import IPNetwork
 from hvlm.settings import HOST_SETTINGS
 from hvlm.state import DelegationState, MigrationState
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 # A value in a change's before/after: JSON scalars, or a list of strings (held as a tuple).
 FieldValue = None | bool | int | str | tuple[str, ...]
@@ -104,6 +105,11 @@ _PARTS = {
     Kind.HOST: (Part.MIGRATION, Part.NETWORK, Part.TICKETS),
     Kind.DIRECTORY: (Part.DELEGATION, Part.DELEGATION_PRUNE, Part.PROTOCOL_TRANSITION),
 }
+# Address.parse's lookups, by text (a plan file of 10,000 hosts holds 70,000 addresses)
+_KIND_OF = {kind._value_: kind for kind in Kind}
+_PART_OF = {kind: {p._value_: p for p in parts if p is not Part.NETWORK}
+            for kind, parts in _PARTS.items()}
+_NETWORK_PREFIX = Part.NETWORK._value_ + "/"
 
 
 @dataclass(frozen=True)
@@ -131,22 +137,18 @@ class Address:
         """Raises ValueError for anything that is not a target or an address listed above."""
         kind_text, _, rest = text.partition("/")
         name, _, part_text = rest.partition("/")
-        try:
-            kind = Kind(kind_text)
-        except ValueError:
-            raise ValueError(f"{text!r} is not an address") from None
-        if not name:
+        kind = _KIND_OF.get(kind_text)
+        if kind is None or not name:
             raise ValueError(f"{text!r} is not an address")
         if not part_text:
             return cls(kind, name)
-        if kind is Kind.HOST and part_text.startswith(Part.NETWORK.value + "/"):
-            subnet = part_text[len(Part.NETWORK.value) + 1:]
+        if kind is Kind.HOST and part_text.startswith(_NETWORK_PREFIX):
+            subnet = part_text[len(_NETWORK_PREFIX):]
             try:
                 return cls(kind, name, Part.NETWORK, ipaddress.ip_network(subnet))
             except ValueError:
                 raise ValueError(f"{text!r}: {subnet!r} is not a network") from None
-        part = next((p for p in _PARTS[kind] if p.value == part_text and p is not Part.NETWORK),
-                    None)
+        part = _PART_OF[kind].get(part_text)
         if part is None:
             raise ValueError(f"{text!r} is not an address")
         return cls(kind, name, part)
@@ -249,6 +251,19 @@ class Plan:
         return tuple(f for f in self.findings if f.severity is Severity.ERROR)
 
 
+def switches_to_kerberos(changes: Iterable[Change]) -> bool:
+    """Does one of these changes switch a host's migration authentication to Kerberos? The one
+    rule for it: the planner records that host's account (its delegation) as a target, `apply
+    PLANFILE` reads the directory, and apply's guard will not switch a host whose delegation it
+    has not seen."""
+    return any(map(to_kerberos, changes))
+
+
+def to_kerberos(change: Change) -> bool:
+    """Does this change switch its host's migration authentication to Kerberos?"""
+    return change.after is not None and change.after.get("authentication") == "Kerberos"
+
+
 # --- fingerprints -------------------------------------------------------------------------------
 
 
@@ -276,8 +291,11 @@ _SETTING_VALUES = attrgetter(*(s.attr for s in HOST_SETTINGS))
 
 
 def account_fingerprint(state: DelegationState) -> str:
-    """What the directory changes were computed from; LDAP returns values in no fixed order."""
-    return _digest([state.dn, state.user_account_control, sorted(state.allowed_to_delegate_to)])
+    """What the directory changes were computed from, and what delegation toward the account
+    names (its SPNs, dNSHostName: a Kerberos switch depends on them); LDAP returns values in no
+    fixed order."""
+    return _digest([state.dn, state.user_account_control, sorted(state.allowed_to_delegate_to),
+                    sorted(state.service_principal_names), state.dns_host_name])
 
 
 def target_key(address: str | Address) -> str:
@@ -296,7 +314,19 @@ def stale_targets(plan: Plan, current: Mapping[str, str | None]) -> tuple[str, .
     )
 
 
-# --- the plan file (format_version 1) ----------------------------------------------------------
+# --- the plan file (format_version 2) ----------------------------------------------------------
+#
+# Format 2 states every delegation value once, factored: a delegation change records the values
+# it keeps, adds and deletes (before = kept + delete, after = kept + add: the planner builds them
+# so), each list as runs of [prefix, [middles], suffix] (`value_runs`). The targets and the DC of
+# each host are objects keyed by address / host; a change names its host only when it is not the
+# address's. Lossless: `plan_from_document(plan_to_document(p)) == p` for every plan the planner
+# builds (tests/unit/test_plan_format.py).
+
+DELEGATION_ATTRIBUTE = "allowedToDelegateTo"  # the one field of a delegation change's before/after
+_VALUE_PARTS = (Part.DELEGATION, Part.DELEGATION_PRUNE)
+_DIRECTORY_PREFIX = Kind.DIRECTORY._value_ + "/"
+_VALUE_SUFFIXES = tuple("/" + part._value_ for part in _VALUE_PARTS)
 
 
 def plan_to_document(plan: Plan) -> dict[str, Any]:
@@ -314,58 +344,114 @@ def plan_to_document(plan: Plan) -> dict[str, Any]:
             "refresh_tickets": plan.refresh_tickets,
         },
         "summary": {"add": add, "change": change, "delete": delete},
+        "fleet": list(plan.fleet),
+        "groups": [{"name": g.name, "hosts": list(g.hosts)} for g in plan.groups],
+        "domain_controllers": _keyed(plan.domain_controllers, "domain_controllers"),
         "changes": [_change_doc(c) for c in plan.changes],
         "findings": [finding_document(f) for f in plan.findings],
-        "targets": [{"address": t.address, "fingerprint": t.fingerprint} for t in plan.targets],
+        "targets": _keyed([(t.address, t.fingerprint) for t in plan.targets], "targets"),
         "unread_hosts": list(plan.unread_hosts),
         "directory_read": plan.directory_read,
     }
 
 
-def _fields_doc(fields: Fields | None) -> dict[str, Any] | None:
-    if fields is None:
-        return None
+def _keyed(pairs: Sequence[tuple[str, str]], what: str) -> dict[str, str]:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        raise ValueError(f"{what}: a key is listed twice")
+    return document
+
+
+def _fields_doc(fields: Fields) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}
 
 
 def _change_doc(change: Change) -> dict[str, Any]:
-    return {
-        "address": change.address,
-        "phase": change.phase.value,
-        "action": change.action.value,
-        "host": change.host,
-        "target": change.target,
-        "reason": change.reason,
-        "before": _fields_doc(change.before),
-        "after": _fields_doc(change.after),
-        "add": list(change.add),
-        "delete": list(change.delete),
+    address = change.address
+    doc: dict[str, Any] = {
+        "address": address, "phase": change.phase._value_, "action": change.action._value_,
     }
+    # the text of address_text(kind, host, ...), read without parsing (tens of thousands)
+    if not address.partition("/")[2].startswith(change.host + "/"):
+        doc["host"] = change.host
+    doc["reason"] = change.reason
+    if address.startswith(_DIRECTORY_PREFIX) and address.endswith(_VALUE_SUFFIXES):
+        doc["kept"] = value_runs(_kept(change))
+        if change.add:
+            doc["add"] = value_runs(change.add)
+        if change.delete:
+            doc["delete"] = value_runs(change.delete)
+        return doc
+    if change.add or change.delete:
+        raise ValueError(f"{address}: only a delegation change adds or deletes values")
+    if change.before is not None:
+        doc["before"] = _fields_doc(change.before)
+    if change.after is not None:
+        doc["after"] = _fields_doc(change.after)
+    return doc
+
+
+def _kept(change: Change) -> tuple[str, ...]:
+    """The values a delegation change keeps: its before is kept + delete, its after kept + add."""
+    before = (change.before or {}).get(DELEGATION_ATTRIBUTE)
+    kept = before[:len(before) - len(change.delete)] if isinstance(before, tuple) else ()
+    if (change.before != {DELEGATION_ATTRIBUTE: kept + change.delete}
+            or change.after != {DELEGATION_ATTRIBUTE: kept + change.add}):
+        raise ValueError(f"{change.address}: before and after are not kept + delete and "
+                         "kept + add")
+    return kept
+
+
+def value_runs(values: Iterable[str]) -> list[list[Any]]:
+    """Delegation values, each stated once and factored: consecutive values that share a prefix
+    (up to the first "/", or "" without one) and a suffix (from the first "." after it, or "")
+    are one run [prefix, [middles], suffix]; each value is prefix + middle + suffix. Any string
+    round-trips (case variants, values without "/"). The planner lists a change's values by
+    service and name form, so a run holds every peer: ["cifs/", ["HV02", "HV03"], ""],
+    ["cifs/", ["hv02", "hv03"], ".lab.example"]."""
+    runs: list[list[Any]] = []
+    prefix = suffix = ""
+    middles: list[str] = []
+    for value in values:
+        # the common case first: the value continues the run (same prefix and suffix, and no
+        # "." in between, nor a "/" when the prefix is ""): its split is the one computed below
+        if middles and value.startswith(prefix) and value.endswith(suffix) \
+                and len(value) >= len(prefix) + len(suffix):
+            middle = value[len(prefix):len(value) - len(suffix)]
+            if "." not in middle and (prefix or "/" not in middle):
+                middles.append(middle)
+                continue
+        cut = value.find("/") + 1
+        dot = value.find(".", cut)
+        if dot < 0:
+            dot = len(value)
+        prefix, suffix = value[:cut], value[dot:]
+        middles = [value[cut:dot]]
+        runs.append([prefix, middles, suffix])
+    return runs
 
 
 def dumps_plan(plan: Plan) -> str:
-    """The plan file: compact JSON on one line (issue 16: a 10,000-host plan is ~70 MB compact,
-    ~89 MB indented). `jq . FILE` shows it indented; `hvlm plan --format json` prints the same
-    text, so a plan piped to a file is byte-for-byte the one `--out` writes."""
+    """The plan file: compact JSON on one line (a fresh 10,000-host plan is ~21 MB: see
+    bench/plan_10k.py). `jq . FILE` shows it indented; `hvlm plan --format json` and
+    `hvlm show FILE --format json` print the same text, so a plan piped to a file is
+    byte-for-byte the one `--out` writes."""
     return json.dumps(plan_to_document(plan), separators=(",", ":"), ensure_ascii=False) + "\n"
 
 
-def loads_plan(text: str | bytes) -> Plan:
-    """Read a plan file; anything malformed is one PlanFileError naming where."""
+def loads_plan(text: str | bytes, name: str = "") -> Plan:
+    """Read a plan file (`name`: its path, for the messages); anything malformed is one
+    PlanFileError naming where."""
     try:
         document = json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise PlanFileError(f"plan file is not JSON: {exc}") from exc
-    return plan_from_document(document)
+    return plan_from_document(document, name)
 
 
-def plan_from_document(document: object) -> Plan:
+def plan_from_document(document: object, name: str = "") -> Plan:
     doc = _obj(document, "plan")
-    version = doc.get("format_version")
-    if version != FORMAT_VERSION or isinstance(version, bool):
-        raise PlanFileError(
-            f"plan format_version {version!r} is not supported (this hvlm reads {FORMAT_VERSION})"
-        )
+    _check_version(doc.get("format_version"), name)
     manifest = _obj(doc.get("manifest"), "manifest")
     options = _obj(doc.get("options"), "options")
     hosts = options.get("hosts")
@@ -377,35 +463,111 @@ def plan_from_document(document: object) -> Plan:
         ),
         changes=tuple(_change(c, f"changes[{i}]") for i, c in enumerate(_list(doc, "changes"))),
         findings=tuple(_finding(f, f"findings[{i}]") for i, f in enumerate(_list(doc, "findings"))),
-        targets=tuple(_target(t, f"targets[{i}]") for i, t in enumerate(_list(doc, "targets"))),
+        targets=tuple(Target(a, f) for a, f in _pairs(doc, "targets", _target_address)),
         unread_hosts=_strings(doc.get("unread_hosts"), "unread_hosts"),
         directory_read=_bool(doc, "directory_read", "plan"),
         selection=None if hosts is None else _strings(hosts, "options.hosts"),
         refresh_tickets=_bool(options, "refresh_tickets", "options"),
         hvlm_version=_str(doc, "hvlm_version", "plan"),
+        fleet=_strings(doc.get("fleet"), "fleet"),
+        groups=tuple(_group(g, f"groups[{i}]") for i, g in enumerate(_list(doc, "groups"))),
+        domain_controllers=_pairs(doc, "domain_controllers", _host_name),
     )
+
+
+def _check_version(version: object, name: str) -> None:
+    if isinstance(version, int) and not isinstance(version, bool):
+        if version == FORMAT_VERSION:
+            return
+        if 0 < version < FORMAT_VERSION:
+            label = f"plan file {name}" if name else "plan file"
+            raise PlanFileError(f"{label} was made by an older hvlm (format {version}): run hvlm "
+                                "plan again")
+    raise PlanFileError(
+        f"plan format_version {version!r} is not supported (this hvlm reads {FORMAT_VERSION})"
+    )
+
+
+_CHANGE_FIELDS = frozenset({"address", "phase", "action", "host", "reason"})
+_FIELDS_OF = {
+    True: _CHANGE_FIELDS | {"kept", "add", "delete"},  # a delegation change
+    False: _CHANGE_FIELDS | {"before", "after"},
+}
 
 
 def _change(value: object, where: str) -> Change:
     doc = _obj(value, where)
-    change = Change(
-        address=_str(doc, "address", where),
-        phase=_enum(Phase, doc, "phase", where),
-        action=_enum(Action, doc, "action", where),
-        host=_str(doc, "host", where),
-        reason=_str(doc, "reason", where),
-        before=_fields(doc.get("before"), f"{where}.before"),
-        after=_fields(doc.get("after"), f"{where}.after"),
-        add=_strings(doc.get("add", []), f"{where}.add"),
-        delete=_strings(doc.get("delete", []), f"{where}.delete"),
-    )
+    address = _address(_str(doc, "address", where), f"{where}.address")
+    if address.part is None:
+        raise PlanFileError(f"plan file: {where}.address: {doc['address']!r} is not an address")
+    values = address.part in _VALUE_PARTS
+    unknown = sorted(doc.keys() - _FIELDS_OF[values])
+    if unknown:
+        raise PlanFileError(f"plan file: {where}.{unknown[0]}: not a field of this change")
+    phase, action = _enum(Phase, doc, "phase", where), _enum(Action, doc, "action", where)
+    host = _str(doc, "host", where) if "host" in doc else address.host
+    reason = _str(doc, "reason", where)
+    if not values:
+        return Change(doc["address"], phase, action, host, reason,
+                      _fields(doc.get("before"), f"{where}.before"),
+                      _fields(doc.get("after"), f"{where}.after"))
+    kept = _values(doc.get("kept"), f"{where}.kept")
+    add = _values(doc.get("add", []), f"{where}.add")
+    delete = _values(doc.get("delete", []), f"{where}.delete")
+    return Change(doc["address"], phase, action, host, reason,
+                  {DELEGATION_ATTRIBUTE: kept + delete}, {DELEGATION_ATTRIBUTE: kept + add},
+                  add=add, delete=delete)
+
+
+def _values(value: object, where: str) -> tuple[str, ...]:
+    """`value_runs` read back: [[prefix, [middles], suffix], ...] -> the values, in order."""
+    if not isinstance(value, list):
+        raise PlanFileError(f"plan file: {where}: expected a list of [prefix, [values], suffix]")
+    values: list[str] = []
+    for i, run in enumerate(value):
+        try:
+            if not (isinstance(run, list) and len(run) == 3 and isinstance(run[0], str)
+                    and isinstance(run[2], str) and isinstance(run[1], list) and run[1]):
+                raise TypeError
+            prefix, middles, suffix = run
+            values.extend([prefix + middle + suffix for middle in middles])  # str + str only
+        except TypeError:
+            raise PlanFileError(f"plan file: {where}[{i}]: expected [prefix, [values], suffix] "
+                                "(strings, at least one value)") from None
+    return tuple(values)
+
+
+def _address(text: str, where: str) -> Address:
     try:
-        address = Address.parse(change.address)
+        return Address.parse(text)
     except ValueError:
-        address = None
-    if address is None or address.part is None:
-        raise PlanFileError(f"plan file: {where}.address: {change.address!r} is not an address")
-    return change
+        raise PlanFileError(f"plan file: {where}: {text!r} is not an address") from None
+
+
+def _target_address(text: str, where: str) -> None:
+    if _address(text, where).part is not None:
+        raise PlanFileError(f"plan file: {where}: {text!r} is not a target")
+
+
+def _host_name(text: str, where: str) -> None:
+    if not text or "/" in text:
+        raise PlanFileError(f"plan file: {where}: {text!r} is not a host name")
+
+
+def _pairs(doc: dict[str, Any], key: str, check: Callable[[str, str], None]
+           ) -> tuple[tuple[str, str], ...]:
+    """An object of strings keyed by `check`ed strings, as (key, value) pairs in file order."""
+    value = _obj(doc.get(key), key)
+    for name, item in value.items():
+        check(name, f"{key}[{name!r}]")
+        if not isinstance(item, str):
+            raise PlanFileError(f"plan file: {key}[{name!r}]: expected a string")
+    return tuple(value.items())
+
+
+def _group(value: object, where: str) -> GroupRef:
+    doc = _obj(value, where)
+    return GroupRef(_str(doc, "name", where), _strings(doc.get("hosts"), f"{where}.hosts"))
 
 
 def _finding(value: object, where: str) -> Finding:
@@ -419,18 +581,6 @@ def _finding(value: object, where: str) -> Finding:
         evidence=_str(doc, "evidence", where),
         vms=_strings(doc.get("vms", []), f"{where}.vms"),
     )
-
-
-def _target(value: object, where: str) -> Target:
-    doc = _obj(value, where)
-    target = Target(_str(doc, "address", where), _str(doc, "fingerprint", where))
-    try:
-        address = Address.parse(target.address)
-    except ValueError:
-        address = None
-    if address is None or address.part is not None:
-        raise PlanFileError(f"plan file: {where}.address: {target.address!r} is not a target")
-    return target
 
 
 def _obj(value: object, where: str) -> dict[str, Any]:
@@ -469,9 +619,15 @@ def _strings(value: object, where: str) -> tuple[str, ...]:
 def _enum(kind: type[E], doc: dict[str, Any], key: str, where: str) -> E:
     value = doc.get(key)
     try:
-        return kind(value)
-    except (ValueError, TypeError):
+        member: E = _members(kind)[value]  # kind(value), without Enum's call per change
+    except (KeyError, TypeError):
         raise PlanFileError(f"plan file: {where}.{key}: unknown value {value!r}") from None
+    return member
+
+
+@functools.cache
+def _members(kind: type[E]) -> dict[object, E]:
+    return {member.value: member for member in kind}
 
 
 def _fields(value: object, where: str) -> dict[str, FieldValue] | None:

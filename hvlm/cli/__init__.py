@@ -40,12 +40,13 @@ COMMANDS = {
     "schema": ("hvlm.cli.offline", "schema"),
     "plan": ("hvlm.cli.plan", "plan"),
     "apply": ("hvlm.cli.plan", "apply"),
+    "show": ("hvlm.cli.show", "show"),
     "check": ("hvlm.cli.check_export", "check"),
     "export": ("hvlm.cli.check_export", "export"),
     "lab": ("hvlm.cli.lab", "lab_command"),
 }
 # Commands that contact nothing and log nothing: structlog is not even imported for them.
-OFFLINE = frozenset({"validate", "schema"})
+OFFLINE = frozenset({"validate", "schema", "show"})
 
 
 class _LazyGroup(click.Group):

@@ -52,7 +52,7 @@ def validate(manifests: tuple[str, ...], strict: bool, fmt: str) -> None:
 @click.option(
     "--plan",
     "which",
-    flag_value="plan.v1.schema.json",
+    flag_value="plan.v2.schema.json",
     help="Print the JSON plan format's schema instead.",
 )
 @click.option(

@@ -13,6 +13,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 import structlog
@@ -27,8 +28,8 @@ from hvlm.cli.options import (
     fleet_selection,
     format_option,
     review_options,
-    use_color,
 )
+from hvlm.cli.show import show_plan
 from hvlm.errors import HvlmError, PlanFileError, inert
 from hvlm.findings import finding_document
 from hvlm.manifest import LoadResult, load_manifest
@@ -38,9 +39,10 @@ from hvlm.plan import (
     Kind,
     Plan,
     dumps_plan,
-    loads_plan,
+    plan_from_document,
     plan_to_document,
     stale_targets,
+    switches_to_kerberos,
 )
 from hvlm.planner import current_fingerprints
 from hvlm.reconcile import (
@@ -51,10 +53,8 @@ from hvlm.reconcile import (
     Outcome,
     apply_plan,
     open_fleet,
-    switches_to_kerberos,
 )
 from hvlm.reconcile import plan_fleet as _plan_fleet
-from hvlm.render import render as render_plan
 
 log = structlog.get_logger("hvlm.cli")
 
@@ -90,13 +90,6 @@ def _observe_and_plan(
         fleet, observation, selection=hosts, refresh_tickets=refresh_tickets, findings=findings
     )
     return observation, plan
-
-
-def _show(plan: Plan, fmt: str, color: bool | None, full: bool = False,
-          budget: int | None = None) -> None:
-    """The plan on stdout (`hvlm show PLANFILE` prints a saved plan the same way)."""
-    click.echo(render_plan(plan, fmt, color=use_color(color), full=full, budget=budget),
-               nl=False)
 
 
 def _write_plan(plan: Plan, out: str) -> None:
@@ -135,7 +128,7 @@ def plan(
     loaded = _load(manifest)
     with open_fleet(loaded.manifest, parallelism) as fleet:
         _, the_plan = _observe_and_plan(fleet, loaded, hosts, refresh_tickets)
-    _show(the_plan, fmt, color, full, markdown_budget)
+    show_plan(the_plan, fmt, color, full, markdown_budget)
     if out:
         _write_plan(the_plan, out)
         log.info("plan saved", path=out)
@@ -146,15 +139,17 @@ def plan(
     sys.exit(EXIT_CHANGES if detailed_exitcode and the_plan.has_changes else EXIT_OK)
 
 
-def _is_plan_file(path: str) -> bool:
-    """A saved plan is a JSON object with format_version; anything else is a manifest."""
+def _plan_document(path: str) -> dict[str, Any] | None:
+    """A saved plan is a JSON object with format_version (read whole: a 10,000-host plan is
+    ~22 MB); anything else (None) is a manifest."""
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read(16 * 1024 * 1024)
+        raw = Path(path).read_bytes()
+        if raw.lstrip()[:1] != b"{":
+            return None
         document = json.loads(raw)
     except (OSError, ValueError):
-        return False
-    return isinstance(document, dict) and "format_version" in document
+        return None
+    return document if isinstance(document, dict) and "format_version" in document else None
 
 
 def _confirm(auto_approve: bool) -> None:
@@ -226,12 +221,8 @@ def observe_for_saved_plan(fleet: Fleet, saved: Plan) -> Observation:
     return Observation(host_states, host_errors, directory, directory_error)
 
 
-def _load_plan_file(path: str) -> tuple[Plan, LoadResult]:
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise PlanFileError(f"{path}: cannot read: {exc.strerror}") from None
-    saved = loads_plan(raw)
+def _load_plan_file(path: str, document: dict[str, Any]) -> tuple[Plan, LoadResult]:
+    saved = plan_from_document(document, path)
     if not saved.manifest.source:
         raise PlanFileError(f"{path}: the plan does not name its manifest")
     loaded = _load(saved.manifest.source)
@@ -278,13 +269,14 @@ def apply(
     replication_timeout: float | None,
 ) -> None:
     """Apply a manifest (plan, show, confirm, apply) or exactly a saved plan; then verify."""
-    if _is_plan_file(source):
-        saved, loaded = _load_plan_file(source)
+    document = _plan_document(source)
+    if document is not None:
+        saved, loaded = _load_plan_file(source, document)
         with open_fleet(loaded.manifest, parallelism) as fleet:
             observation = observe_for_saved_plan(fleet, saved)
             _refuse_if_stale(saved, observation, source)
             if fmt != "json":
-                _show(saved, fmt, color, full, markdown_budget)
+                show_plan(saved, fmt, color, full, markdown_budget)
             the_plan = saved
             report = apply_plan(fleet, saved, observation, replication_timeout)
     else:
@@ -292,7 +284,7 @@ def apply(
         with open_fleet(loaded.manifest, parallelism) as fleet:
             observation, the_plan = _observe_and_plan(fleet, loaded, hosts, refresh_tickets)
             if fmt != "json" or not the_plan.has_changes:
-                _show(the_plan, fmt, color, full, markdown_budget)
+                show_plan(the_plan, fmt, color, full, markdown_budget)
             if not the_plan.has_changes:
                 sys.exit(EXIT_ERROR if _incomplete(the_plan) else EXIT_OK)
             _confirm(auto_approve)

@@ -24,7 +24,9 @@ Rules (issue 6):
 - Findings: the planner reports the codes hvlm.findings assigns to it (unread hosts and directory,
   read warnings, not-domain-joined, no-incoming-network, computer accounts, tickets); check in
   planned mode, passed in as `findings`, reports the rest: each problem once.
-- Every target a change is computed from gets a fingerprint (hvlm.plan) for stale-plan refusal.
+- Every target a change is computed from gets a fingerprint (hvlm.plan) for stale-plan refusal,
+  and so do the accounts a switch to Kerberos depends on, even when the plan changes none of
+  them: the switched host's (its delegation) and its peers' (the SPNs that delegation names).
 Cost: O(hosts x peers x services); hosts are looked up through a dict, never by scanning, and each
 peer's delegation values are built once (bench/plan_10k.py).
 
@@ -43,6 +45,7 @@ from hvlm import __version__
 from hvlm.findings import TICKETS_NOT_REFRESHED, Finding, finding_order
 from hvlm.model import Manifest
 from hvlm.plan import (
+    DELEGATION_ATTRIBUTE,
     Action,
     Address,
     Change,
@@ -57,9 +60,10 @@ from hvlm.plan import (
     address_text,
     host_fingerprint,
     target_key,
+    to_kerberos,
 )
 from hvlm.planner.context import Context, make_context
-from hvlm.planner.delegation import DELEGATION_ATTRIBUTE, directory_phases
+from hvlm.planner.delegation import directory_phases
 from hvlm.planner.hosts import host_changes, host_phase, settings_from_plan
 from hvlm.state import DirectoryState, HostState
 
@@ -123,7 +127,8 @@ def _build_plan(
     errors = {key.upper(): error for key, error in (host_errors or {}).items()}
     found: list[Finding] = list(findings)
     on_hosts, unread = host_phase(ctx, hosts, errors, found)
-    added, pruned, touched = directory_phases(ctx, directory, directory_error, found)
+    switching = {c.host.upper() for c in on_hosts if to_kerberos(c)}
+    added, pruned, touched = directory_phases(ctx, directory, directory_error, found, switching)
     tickets = ticket_phase(ctx, touched, unread, found) if refresh_tickets else []
     changes = (*added, *on_hosts, *pruned, *tickets)
     return Plan(

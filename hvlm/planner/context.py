@@ -16,7 +16,8 @@ from hvlm.model import (
     manifest_names,
 )
 
-# values toward a peer, and the same by their lower-cased form
+# values toward a peer (hvlm.model.delegation_targets: by service, then name form), and the same
+# by their lower-cased form
 PeerValues = tuple[tuple[str, ...], dict[str, str]]
 
 

@@ -7,6 +7,7 @@ last (phase directory-prune). Pure: imports no ldap3.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from itertools import chain
 
 from hvlm.errors import HvlmError
@@ -23,6 +24,7 @@ from hvlm.model import (
     owned_value,
 )
 from hvlm.plan import (
+    DELEGATION_ATTRIBUTE,
     Action,
     Change,
     Kind,
@@ -34,13 +36,14 @@ from hvlm.plan import (
 from hvlm.planner.context import Context, PeerValues
 from hvlm.state import DelegationState, DirectoryState
 
-DELEGATION_ATTRIBUTE = "allowedToDelegateTo"
-
 
 def directory_phases(
-    ctx: Context, directory: DirectoryState | None, error: str | None, found: list[Finding]
+    ctx: Context, directory: DirectoryState | None, error: str | None, found: list[Finding],
+    switching: Collection[str] = (),
 ) -> tuple[list[Change], list[Change], list[str]]:
-    """(additions, removals, names of hosts whose account changes)."""
+    """(additions, removals, names of hosts whose account changes). Targets: every account that
+    changes, and those a Kerberos switch depends on (`switching`: keys of the hosts the plan
+    switches to Kerberos, hvlm.plan's switches_to_kerberos; see `_switch_targets`)."""
     managed = [s for s in ctx.manifest.hosts if s.migration.authentication is not None]
     if directory is None:
         if any(s.uses_kerberos and ctx.is_selected(s) for s in managed):
@@ -50,6 +53,7 @@ def directory_phases(
     added: list[Change] = []
     pruned: list[Change] = []
     touched: list[str] = []
+    targeted: set[str] = set()
     for spec in managed:
         account = accounts.get(spec.key)
         if account is None:
@@ -64,8 +68,29 @@ def directory_phases(
         pruned.extend(removes)
         if adds or removes:
             touched.append(spec.name)
+            targeted.add(spec.key)
             ctx.targets[address_text(Kind.DIRECTORY, spec.name)] = account_fingerprint(account)
+    if switching:
+        _switch_targets(ctx, accounts, accounts.keys() - targeted, switching)
     return added, pruned, touched
+
+
+def _switch_targets(ctx: Context, accounts: dict[str, DelegationState], pending: set[str],
+                    switching: Collection[str]) -> None:
+    """A host switched to Kerberos migrates out with its own delegation, whose values name its
+    peers' SPNs: the switch depends on its account and its peers' (the fingerprint covers their
+    delegation, SPNs and dNSHostName) even when the plan changes none of them. `pending`: keys
+    of the accounts that are not targets yet (none, in a fresh fleet)."""
+    for key in switching:
+        if not pending:
+            return
+        spec = ctx.index[key]
+        for name in (spec.name, *spec.peers):
+            wanted = name.upper()
+            if wanted in pending:
+                pending.discard(wanted)
+                address = address_text(Kind.DIRECTORY, ctx.index[wanted].name)
+                ctx.targets[address] = account_fingerprint(accounts[wanted])
 
 
 def _target_name(value: str) -> str:
@@ -115,16 +140,24 @@ def _missing_values(
     ctx: Context, selected: bool, desired: list[PeerValues], stored: tuple[str, ...],
     exact: set[str],
 ) -> list[str]:
-    """Desired values with no case variant stored (exact matches first: the common case)."""
+    """Desired values with no case variant stored (exact matches first: the common case), listed
+    by service and name form, then peer (every peer's first value, then every peer's second...):
+    the plan file states such a list compactly (hvlm.plan.value_runs)."""
     if exact.issuperset(chain.from_iterable([values for values, _ in desired])):
         return []
-    # one value per case-insensitive key (in the manifest's order), none that a stored one matches
+    # one value per case-insensitive key, none that a stored one matches
     missing: dict[str, str] = {}
     for _, by_lower in desired:
         missing.update(by_lower)
     for value in stored:
         missing.pop(value.lower(), None)
-    add = list(missing.values())
+    width = len(desired[0][0])  # values per peer: the same for every peer of this account
+    if len(missing) == width * len(desired):  # none stored (the usual case): peer by peer
+        found = list(missing.values())
+        add = [value for i in range(width) for value in found[i::width]]
+    else:  # by service and name form, then peer: each peer's first value, then second...
+        by_slot = chain.from_iterable(zip(*[values for values, _ in desired], strict=True))
+        add = [v for v in (missing.pop(t.lower(), None) for t in by_slot) if v is not None]
     if not selected:
         add = [v for v in add if _target_name(v) in ctx.selected_names]
     return add
@@ -178,6 +211,7 @@ def _delegation_changes(
     if delete:
         gone = set(delete)
         after = tuple(v for v in values if v not in gone)
+        values = after + tuple(delete)  # the values kept, then those deleted (hvlm.plan's _kept)
         reason = f"prune.delegation: hvlm's values toward hosts that are not {spec.name}'s peers"
         removes.append(Change(address_text(Kind.DIRECTORY, spec.name, Part.DELEGATION_PRUNE),
                               Phase.DIRECTORY_PRUNE, Action.DELETE,

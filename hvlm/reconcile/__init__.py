@@ -17,13 +17,13 @@ No backend library is imported here (hvlm.backends is imported only when open_fl
 without openers). Only hvlm errors are results; any other exception is a bug and propagates.
 """
 
+from hvlm.plan import switches_to_kerberos  # the rule lives with the plan; re-exported here
 from hvlm.reconcile.apply import (
     UNREAD_CODES,
     ApplyReport,
     ChangeResult,
     Outcome,
     apply_plan,
-    switches_to_kerberos,
 )
 from hvlm.reconcile.observe import (
     DirectoryLike,

@@ -40,7 +40,7 @@ from hvlm.errors import DirectoryUnreachable, HvlmError, Severity
 from hvlm.findings import Finding
 from hvlm.hosts.commands import PURGE_SYSTEM_TICKETS, host_commands
 from hvlm.model import DirectoryServer, HostSpec
-from hvlm.plan import Change, Kind, Part, Phase, Plan
+from hvlm.plan import Change, Kind, Part, Phase, Plan, switches_to_kerberos
 from hvlm.planner import build_plan, settings_from_plan
 from hvlm.progress import replication_progress
 from hvlm.reconcile.observe import Fleet, Observation, parallel
@@ -346,11 +346,6 @@ def _kerberos_blocked(host: str, changes: Sequence[Change], observation: Observa
 def _not_replicated(host: str, changes: Sequence[Change], run: _Run) -> str:
     reason = run.not_replicated.get(host.upper(), "")
     return reason if reason and switches_to_kerberos(changes) else ""
-
-
-def switches_to_kerberos(changes: Sequence[Change]) -> bool:
-    """Does one of these changes switch a host's migration authentication to Kerberos?"""
-    return any((c.after or {}).get("authentication") == "Kerberos" for c in changes)
 
 
 def _ticket_phase(fleet: Fleet, changes: Sequence[Change], run: _Run) -> None:

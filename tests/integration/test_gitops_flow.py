@@ -8,6 +8,10 @@ actions/download-artifact does. Against the lab (simulated Hyper-V hosts, the se
   job fail with hvlm's "stale plan" and the next step ("re-run the plan job"), and nothing changes:
   host state, the hosts' write cmdlets (none) and every account's uSNChanged;
 - without one, the apply job applies exactly the plan's changes, and the fleet then plans clean.
+Issue 20's: a saved plan that switches a host to Kerberos while its delegation is already in place
+depends on that delegation: one value deleted out of band makes `hvlm apply PLANFILE` refuse it
+(stale, naming directory/HOST) and the host keeps CredSSP; `hvlm show plan.json --format
+markdown` prints the bytes `hvlm plan --format markdown --out plan.json` printed.
 
 Run inside a private network namespace (Samba's ports are fixed):
     tests/isolated.sh .venv/bin/python -m pytest -q -p no:cacheprovider tests/integration/test_gitops_flow.py
@@ -25,17 +29,23 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import ldap3
 import pytest
 import yaml
 
-from hvlm_lab.samba.dc import SambaDC
+from hvlm_lab.hyperv.config import AuthenticationType
+from hvlm_lab.samba.dc import UAC_PROTOCOL_TRANSITION, SambaDC
 from tests.integration.helpers import (
     ENABLED_OLD,
     FRESH,
+    MIGRATION,
     REPO,
+    UNRELATED,
+    WANTED,
     CliResult,
     LabFleet,
     lab_fleet,
+    values_toward,
 )
 
 pytestmark = [pytest.mark.lab, pytest.mark.samba]
@@ -147,3 +157,55 @@ def test_without_a_change_the_apply_job_applies_exactly_the_reviewed_plan(
     assert fleet.converged()
     again = fleet.plan()  # the pipeline never re-plans; the test does, to prove convergence
     assert again.code == 0, again
+
+
+def test_show_prints_the_markdown_plan_printed_byte_for_byte(
+    fleet: LabFleet, tmp_path: Path
+) -> None:
+    """The PR comment again from the artifact alone: `hvlm show` contacts nothing."""
+    saved = tmp_path / "plan.json"
+    planned = fleet.hvlm("plan", str(fleet.manifest), "--format", "markdown", "--out", str(saved))
+    assert planned.code == 0, planned
+    assert "Plan: " in planned.stdout, planned  # the lab's fresh fleet has changes
+    fleet.server.reset_stats()
+    shown = fleet.hvlm("show", str(saved), "--format", "markdown")
+    assert (shown.code, shown.stderr) == (0, ""), shown
+    assert shown.stdout.encode() == planned.stdout.encode()
+    as_json = fleet.hvlm("show", str(saved), "--format", "json")
+    assert as_json.stdout.encode() == saved.read_bytes()
+    assert all(fleet.server.stats(n)["wsman_requests"] == 0 for n in NAMES)
+
+
+def test_a_kerberos_switch_is_stale_once_its_delegation_in_place_loses_a_value(
+    fleet: LabFleet, tmp_path: Path
+) -> None:
+    """The plan changes no account (the delegation is there), only switches GO01 and GO02 to
+    Kerberos: it still depends on GO01's delegation, which loses a value before apply."""
+    credssp = replace(WANTED, authentication=AuthenticationType.CredSSP)
+    fleet.reset({name: credssp for name in NAMES})
+    for name, peer in (("GO01", "GO02"), ("GO02", "GO01")):
+        fleet.dc.seed_delegation(name, sorted(values_toward(peer)), uac_set=UAC_PROTOCOL_TRANSITION)
+    saved = tmp_path / "plan.json"
+    planned = fleet.hvlm("plan", str(fleet.manifest), "--format", "json", "--out", str(saved))
+    assert planned.code == 0, planned
+    document = json.loads(saved.read_text())
+    assert [c["address"] for c in document["changes"]] == ["host/GO01/migration",
+                                                           "host/GO02/migration"]
+    gone = f"{MIGRATION}/go02.lab.example"
+    with fleet.dc.admin_connection() as conn:  # out of band, as someone in ADUC would
+        conn.modify(fleet.dc.computer_dn("GO01"),
+                    {"msDS-AllowedToDelegateTo": [(ldap3.MODIFY_DELETE, [gone])]})
+        assert conn.result["result"] == 0, conn.result
+    assert fleet.account("GO01").values == {*values_toward("GO02"), UNRELATED} - {gone}
+    fleet.server.reset_stats()
+
+    applied = fleet.hvlm("apply", str(saved))
+
+    assert applied.code == 1, applied
+    assert applied.stderr.splitlines()[-1] == (
+        f"error: {saved}: stale plan: directory/GO01 changed since it was planned; nothing was "
+        "changed; run hvlm plan again"), applied
+    assert fleet.writes() == []
+    assert {n: fleet.state(n).authentication for n in NAMES} == {
+        n: AuthenticationType.CredSSP for n in NAMES}
+    assert {"directory/GO01", "directory/GO02"} <= set(document["targets"])

@@ -298,7 +298,7 @@ def test_progress_off_a_terminal_is_one_log_line_per_host_on_stderr(fleet: LabFl
     """Not on a TTY, fleet progress is structured log lines on stderr; stdout stays the plan."""
     result = fleet.hvlm("--log-level", "info", "plan", str(fleet.manifest), "--format", "json")
     assert result.code == 0, result
-    assert json.loads(result.stdout)["format_version"] == 1  # stdout: the plan and nothing else
+    assert json.loads(result.stdout)["format_version"] == 2  # stdout: the plan and nothing else
     lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     ticks = [line for line in lines if line.get("event") == "read host"]
     assert sorted(t["host"] for t in ticks) == sorted(NAMES), result.stderr

@@ -37,7 +37,7 @@ from hvlm.model import (
     MigrationSettings,
     PerformanceOption,
 )
-from hvlm.plan import Plan
+from hvlm.plan import Phase, Plan
 from hvlm.reconcile import ApplyReport, apply_plan, open_fleet, plan_fleet
 from hvlm.state import DelegationState, DirectoryState, HostFacts, HostState, MigrationState
 
@@ -509,10 +509,11 @@ def test_a_failover_in_the_add_phase_re_applies_on_the_next_dc_what_the_lost_one
 
 
 def test_a_saved_plan_switching_to_kerberos_reads_the_directory_and_applies() -> None:
-    """`apply PLANFILE` when the delegation is already in place: the plan has no directory
-    target, yet it switches hosts to Kerberos, so the directory is read again (the Kerberos guard
-    needs it) and the hosts are switched: the GitOps retry after delegation-not-replicated
-    converges instead of skipping forever."""
+    """`apply PLANFILE` when the delegation is already in place: the plan changes no account, yet
+    it switches hosts to Kerberos, so their accounts are targets (the switch depends on their
+    delegation), the directory is read again (the Kerberos guard needs it) and the hosts are
+    switched: the GitOps retry after delegation-not-replicated converges instead of skipping
+    forever."""
     from hvlm.cli.plan import observe_for_saved_plan
     from hvlm.plan import Address, Kind
 
@@ -524,7 +525,10 @@ def test_a_saved_plan_switching_to_kerberos_reads_the_directory_and_applies() ->
     with open_fleet(manifest(list(hosts)), parallelism=2, progress=False,
                     open_host=lambda s: hosts[s.key], open_directory=lambda s: directory) as fleet:
         plan = plan_fleet(fleet, fleet.observe())
-        assert not any(Address.parse(t.address).kind is Kind.DIRECTORY for t in plan.targets)
+        assert not plan.in_phase(Phase.DIRECTORY_ADD)
+        assert {t.address for t in plan.targets
+                if Address.parse(t.address).kind is Kind.DIRECTORY} == {
+            "directory/HV01", "directory/HV02"}
         observation = observe_for_saved_plan(fleet, plan)
         assert observation.directory is not None
         report = apply_plan(fleet, plan, observation)

@@ -324,12 +324,12 @@ def test_desired_delegation_both_name_forms_kerberos_only(full: m.Manifest) -> N
     values = m.desired_delegation(hv01, full.peers_of(hv01))
     assert values == (
         "Microsoft Virtual System Migration Service/HV02",
-        "Microsoft Virtual System Migration Service/hyperv02.corp.example",
-        "cifs/HV02",
-        "cifs/hyperv02.corp.example",
         "Microsoft Virtual System Migration Service/HV03",
+        "Microsoft Virtual System Migration Service/hyperv02.corp.example",
         "Microsoft Virtual System Migration Service/hv03.lab.example",
+        "cifs/HV02",
         "cifs/HV03",
+        "cifs/hyperv02.corp.example",
         "cifs/hv03.lab.example",
     )
     hv03 = full.host("HV03")  # CredSSP: no delegation wanted

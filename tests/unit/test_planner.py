@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +73,7 @@ from hvlm.state import (
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES = sorted((ROOT / "tests" / "planner").glob("*.yaml"))
-SCHEMA = json.loads((ROOT / "schemas" / "plan.v1.schema.json").read_text())
+SCHEMA = json.loads((ROOT / "schemas" / "plan.v2.schema.json").read_text())
 WORKSTATION_TRUST_ACCOUNT = 0x1000
 MIGRATION_CLASS = "Microsoft Virtual System Migration Service"
 
@@ -167,7 +167,7 @@ def build_directory(manifest: Manifest, doc: Mapping[str, Any] | None) -> Direct
             dn=f"CN={name},CN=Computers,DC=corp,DC=example,DC=com",
             sam_account_name=f"{name}$",
             dns_host_name=f"{name.lower()}.corp.example.com",
-            service_principal_names=(f"HOST/{name}",),
+            service_principal_names=tuple(account.get("spns", [f"HOST/{name}"])),
             user_account_control=account.get("uac", WORKSTATION_TRUST_ACCOUNT),
             allowed_to_delegate_to=tuple(account.get("values", [])),
         ))
@@ -293,6 +293,21 @@ def _expected_subset(actual: Mapping[str, Any], expected: Mapping[str, Any]) -> 
     return {key: actual.get(key) for key in expected}
 
 
+def _listed(fields: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return None if fields is None else {
+        k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}
+
+
+def change_view(change: Change) -> dict[str, Any]:
+    """A change as the cases write it: every field of the Change, values as lists (the plan file
+    factors delegation values: tests/unit/test_plan_format.py tests that)."""
+    return {"address": change.address, "phase": change.phase.value,
+            "action": change.action.value, "host": change.host, "target": change.target,
+            "reason": change.reason, "before": _listed(change.before),
+            "after": _listed(change.after), "add": list(change.add),
+            "delete": list(change.delete)}
+
+
 def check_properties(case: Case, plan: Plan) -> None:
     """Deterministic, serialisable, convergent, and never unconstrained delegation."""
     assert case.plan() == plan
@@ -347,10 +362,9 @@ def test_case(path: Path) -> None:
     case = load_case(doc)
     plan = case.plan()
     expect = doc["expect"]
-    actual = plan_to_document(plan)
-    assert [c["address"] for c in actual["changes"]] == [e["address"] for e in expect["changes"]]
-    got = [_expected_subset(c, e)
-           for c, e in zip(actual["changes"], expect["changes"], strict=True)]
+    actual = [change_view(c) for c in plan.changes]
+    assert [c["address"] for c in actual] == [e["address"] for e in expect["changes"]]
+    got = [_expected_subset(c, e) for c, e in zip(actual, expect["changes"], strict=True)]
     assert got == expect["changes"]
     findings = {(f.code, f.subject, f.severity.value) for f in plan.findings}
     assert findings == {(f["code"], f["subject"], f["severity"]) for f in expect.get("findings", [])}
@@ -409,6 +423,66 @@ def test_stale_targets_detects_an_out_of_band_change() -> None:
     assert stale_targets(plan, current_fingerprints({}, case.directory)) == (
         "host/HV01", "host/HV02"
     )
+
+
+def _in_place(authentication: Mapping[str, str]) -> Case:
+    """Two hosts whose delegation (both ways, protocol transition) is already in place; both get
+    a setting changed (maxStorageMigrations 2 -> 4), and the hosts in CredSSP get Kerberos."""
+    values = {n: [f"{service}/{form}" for service in (MIGRATION_CLASS, "cifs")
+                  for form in (n, f"{n.lower()}.corp.example.com")] for n in ("HV01", "HV02")}
+    uac = WORKSTATION_TRUST_ACCOUNT | UAC_TRUSTED_TO_AUTH_FOR_DELEGATION
+    return load_case({
+        "manifest": {
+            "defaults": {"migration": {"authentication": "Kerberos", "maxStorageMigrations": 4},
+                         "delegation": {"protocolTransition": True}},
+            "hosts": [{"name": "HV01"}, {"name": "HV02"}], "groups": [["HV01", "HV02"]],
+        },
+        "observed": {
+            "hosts": {n: {"authentication": a} for n, a in authentication.items()},
+            "directory": {n: {"values": values["HV02" if n == "HV01" else "HV01"], "uac": uac,
+                              "spns": [f"HOST/{n}", f"{MIGRATION_CLASS}/{n}"]}
+                          for n in ("HV01", "HV02")},
+        },
+    })
+
+
+def _shrunk_delegation(account: DelegationState) -> DelegationState:
+    return dataclasses.replace(account, allowed_to_delegate_to=account.allowed_to_delegate_to[1:])
+
+
+def _lost_migration_spn(account: DelegationState) -> DelegationState:
+    return dataclasses.replace(account, service_principal_names=tuple(
+        spn for spn in account.service_principal_names if not spn.startswith(MIGRATION_CLASS)))
+
+
+@pytest.mark.parametrize(
+    ("authentication", "directory_targets", "out_of_band", "stale"),
+    [
+        # both switched to Kerberos: the switch is safe only with the delegation as planned
+        ({"HV01": "CredSSP", "HV02": "CredSSP"}, {"directory/HV01", "directory/HV02"},
+         ("HV01", _shrunk_delegation), ("directory/HV01",)),
+        # HV01 switched: its delegation names HV02's SPNs, so HV02's account is a target too
+        ({"HV01": "CredSSP", "HV02": "Kerberos"}, {"directory/HV01", "directory/HV02"},
+         ("HV02", _lost_migration_spn), ("directory/HV02",)),
+        # already Kerberos, another setting changes: the plan does not depend on the accounts
+        ({"HV01": "Kerberos", "HV02": "Kerberos"}, set(), ("HV01", _shrunk_delegation), ()),
+    ],
+)
+def test_a_kerberos_switch_depends_on_its_account_and_its_peers(
+    authentication: dict[str, str], directory_targets: set[str],
+    out_of_band: tuple[str, Callable[[DelegationState], DelegationState]], stale: tuple[str, ...],
+) -> None:
+    case = _in_place(authentication)
+    plan = case.plan()
+    assert [c.address for c in plan.changes] == ["host/HV01/migration", "host/HV02/migration"]
+    assert {t.address for t in plan.targets if t.address.startswith("directory/")} == \
+        directory_targets
+    assert case.directory is not None
+    name, change = out_of_band  # between plan and apply
+    accounts = tuple(change(a) if a.name == name else a for a in case.directory.accounts)
+    directory = dataclasses.replace(case.directory, accounts=accounts)
+    assert directory != case.directory
+    assert stale_targets(plan, current_fingerprints(case.hosts, directory)) == stale
 
 
 def test_fingerprint_ignores_order_but_not_content() -> None:
@@ -554,6 +628,31 @@ def test_added_values_are_the_models_desired_delegation() -> None:
         spec.name: desired_delegation(spec, tuple(index[p.upper()] for p in spec.peers))
         for spec in case.manifest.hosts
     }
+
+
+@pytest.mark.parametrize("stored", [
+    [],  # nothing stored: every value, by service and name form, then peer
+    ["cifs/hv02.CORP.example.com", "MSSQLSvc/sql01:1433"],  # a case variant stands for its value
+    [f"cifs/HV0{i}" for i in (2, 3, 4)],
+])
+def test_added_values_are_listed_by_service_and_name_form_then_peer(stored: list[str]) -> None:
+    """Also when some are stored already: the order the plan file states compactly."""
+    case = load_case({
+        "manifest": {
+            "defaults": {"migration": {"authentication": "Kerberos"}},
+            "hosts": [{"name": f"HV0{i}"} for i in (1, 2, 3, 4)],
+            "groups": [["HV01", "HV02", "HV03", "HV04"]],
+        },
+        "observed": {"hosts": {}, "directory": {
+            "HV01": {"values": stored}, "HV02": {}, "HV03": {}, "HV04": {}}},
+    })
+    (change,) = [c for c in case.plan().changes
+                 if c.address == "directory/HV01/allowedToDelegateTo"]
+    stored_keys = {v.lower() for v in stored}
+    assert list(change.add) == [
+        f"{service}/{name}" for service in (MIGRATION_CLASS, "cifs")
+        for name in ("HV02", "HV03", "HV04", *(f"hv0{i}.corp.example.com" for i in (2, 3, 4)))
+        if f"{service}/{name}".lower() not in stored_keys]
 
 
 def test_example_manifest_plans_and_converges() -> None:

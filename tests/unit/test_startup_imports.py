@@ -50,6 +50,18 @@ def test_schema_loads_no_backend() -> None:
     assert loaded == [], f"`hvlm schema` loads {', '.join(loaded)}"
 
 
+def test_show_loads_no_backend_reconciler_or_logging(tmp_path: Path) -> None:
+    """`hvlm show PLANFILE` contacts nothing: it renders a saved plan (a GitOps artifact)."""
+    from hvlm.plan import ManifestRef, Plan, dumps_plan
+
+    planfile = tmp_path / "plan.json"
+    planfile.write_text(dumps_plan(Plan(ManifestRef("m"))), encoding="utf-8")
+    for fmt in ("human", "markdown", "json"):
+        code, loaded = _loaded_after("show", str(planfile), "--format", fmt)
+        assert code is None or code == 0
+        assert loaded == [], f"`hvlm show --format {fmt}` loads {', '.join(loaded)}"
+
+
 def test_the_check_sees_a_fleet_command() -> None:
     """The control: `plan --help` does load the reconciler, so the probe above can see it."""
     code, loaded = _loaded_after("plan", "--help")
