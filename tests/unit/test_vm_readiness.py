@@ -246,7 +246,7 @@ def test_a_saved_plan_keeps_the_vms_of_its_findings() -> None:
     from hvlm.plan import ManifestRef, Plan, dumps_plan, loads_plan
 
     schema = json.loads((Path(__file__).resolve().parents[2] / "schemas" /
-                         "plan.v1.schema.json").read_text())
+                         "plan.v2.schema.json").read_text())
     [finding] = readiness.directed("HV01", host(vms=(WEB,)), "HV02", host(switches=()))
     plan = Plan(manifest=ManifestRef("lab", "manifest.yaml", "0" * 64), changes=(),
                 findings=(finding,), hvlm_version="0.1.0")
