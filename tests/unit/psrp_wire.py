@@ -53,9 +53,15 @@ DONE = RSP + "/CommandState/Done"
 ENDPOINT = "https://hv01.corp.example.com:5986/wsman"
 
 
-def fragment(object_id: int, message: bytes) -> bytes:
-    """One whole message as one fragment (start and end: flags 0x3), MS-PSRP 2.2.4."""
-    return struct.pack(">QQBI", object_id, 0, 0x3, len(message)) + message
+def fragments(object_id: int, message: bytes, size: int | None = None) -> list[bytes]:
+    """A message as fragments of at most `size` bytes (MS-PSRP 2.2.4: FragmentId counts from 0,
+    flag 0x1 on the first, 0x2 on the last); one fragment when `size` is None."""
+    size = size or max(1, len(message))
+    pieces = [message[i:i + size] for i in range(0, len(message), size)] or [b""]
+    return [struct.pack(">QQBI", object_id, index,
+                        (1 if index == 0 else 0) | (2 if index == len(pieces) - 1 else 0),
+                        len(piece)) + piece
+            for index, piece in enumerate(pieces)]
 
 
 def psrp_message(kind: int, data: bytes, pid: uuid.UUID) -> bytes:
@@ -78,6 +84,8 @@ class Answer:
     warnings: Sequence[bytes] = ()
     state: int = COMPLETED
     terminating: bytes = b""  # the ErrorRecord of a failed pipeline
+    fragment_size: int | None = None  # split each message into fragments of this size
+    receives: int = 1  # spread the fragments over this many Receive answers
 
     def messages(self) -> list[tuple[int, bytes]]:
         return ([(PIPELINE_OUTPUT, o) for o in self.output]
@@ -100,6 +108,8 @@ class FakeTransport:
     endpoint: str = ENDPOINT
     sent: list[bytes] = field(default_factory=list)
     _object_id: int = 0
+    _groups: list[list[bytes]] = field(default_factory=list)
+    _command: str = ""
 
     def send(self, data: bytes, timeout: float | None = None) -> bytes:
         self.sent.append(data)
@@ -115,17 +125,25 @@ class FakeTransport:
         if action == DELETE_ACTION:  # the pool closed
             return _envelope(mid, "")
         assert action == RECEIVE_ACTION, action
-        answer = self.answers.pop(0)
+        if not self._groups:
+            self._groups = self._answer_groups(self.answers.pop(0))
+        group = self._groups.pop(0)
+        streams = "".join(f'<rsp:Stream Name="stdout" CommandId="{self._command}">'
+                          f"{base64.b64encode(f).decode()}</rsp:Stream>" for f in group)
+        state = "" if self._groups else (f'<rsp:CommandState CommandId="{self._command}" '
+                                         f'State="{DONE}" />')
+        return _envelope(mid, f"<rsp:ReceiveResponse>{streams}{state}</rsp:ReceiveResponse>")
+
+    def _answer_groups(self, answer: Answer) -> list[list[bytes]]:
+        """The answer's fragments, in order, spread over `answer.receives` Receive answers."""
         pid = uuid.UUID(self._command)
-        blob = b""
+        pieces: list[bytes] = []
         for kind, payload in answer.messages():
             self._object_id += 1
-            blob += fragment(self._object_id, psrp_message(kind, payload, pid))
-        stream = base64.b64encode(blob).decode()
-        return _envelope(mid, f'<rsp:ReceiveResponse><rsp:Stream Name="stdout" CommandId='
-                              f'"{self._command}">{stream}</rsp:Stream><rsp:CommandState '
-                              f'CommandId="{self._command}" State="{DONE}" />'
-                              "</rsp:ReceiveResponse>")
+            pieces += fragments(self._object_id, psrp_message(kind, payload, pid),
+                                answer.fragment_size)
+        per = -(-len(pieces) // answer.receives)
+        return [pieces[i:i + per] for i in range(0, len(pieces), per)]
 
     def close(self) -> None:
         pass

@@ -294,6 +294,29 @@ def test_an_unknown_element_is_one_clear_error_for_that_host(element: str) -> No
     assert healthy.read().migration.enabled is True
 
 
+def test_in_a_fleet_only_that_host_is_unread() -> None:
+    """The same through hvlm.reconcile: the host with the unknown element is unread (its reason
+    says which element), the other host is read and planned; nothing escapes as a crash."""
+    from hvlm.model import ConnectionSpec, DelegationSettings, HostSpec, Manifest
+    from hvlm.model import MigrationSettings as Wanted
+    from hvlm.reconcile import open_fleet
+
+    bad = b'<Obj RefId="0"><Props><PR N="x"><AV>a</AV></PR></Props></Obj>'
+    hosts = {"HV01": session("HV01", Answer(output=[VMHOST]))[0],
+             "HV02": session("HV02", Answer(output=[VMHOST, bad]))[0]}
+    specs = tuple(HostSpec(n, f"{n.lower()}.corp.example.com",
+                           ConnectionSpec(f"{n.lower()}.corp.example.com", 5986),
+                           Wanted(enabled=True), DelegationSettings()) for n in hosts)
+    with open_fleet(Manifest("unknown-element", specs), parallelism=2, progress=False,
+                    open_host=lambda spec: hosts[spec.key],
+                    open_directory=lambda spec: None) as fleet:  # type: ignore[arg-type,return-value]
+        observation = fleet.observe()
+    assert set(observation.hosts) == {"HV01"}
+    assert observation.host_errors == {"HV02": (
+        "HV02: read: refused the host's answer: an output object holds invalid CLIXML (unknown "
+        "CLIXML element <PR>) (the host answered something that is not WSMan/PSRP as expected)")}
+
+
 def test_a_number_that_is_not_one_is_a_clear_error_too() -> None:
     broken, _ = session("HV02", Answer(output=[b'<Obj RefId="0"><Props><U16 N="x">lots</U16>'
                                                b"</Props></Obj>"]))

@@ -149,6 +149,21 @@ def test_fresh_2025_host_outside_the_domain() -> None:
     assert (state.facts.vms, state.facts.addresses, state.facts.supported_versions) == ((), (), ())
 
 
+@pytest.mark.parametrize(("fragment_size", "receives"), [(None, 3), (97, 1), (97, 4), (1, 2)])
+def test_a_recorded_read_in_fragments_and_several_answers_reads_the_same(
+    fragment_size: int | None, receives: int
+) -> None:
+    """A host cuts messages into fragments (MS-PSRP 2.2.4, at its max envelope size) and spreads
+    them over Receive answers: the fragments are joined back into the same objects."""
+    whole = read_over_the_wire("HV01", "hv01_read.xml")
+    host, _ = session("HV01", Answer(output=objs(FIXTURES / "hv01_read.xml"),
+                                     errors=objs(FIXTURES / "errors.xml")[:1],
+                                     fragment_size=fragment_size, receives=receives))
+    cut = host.read()
+    assert (cut.migration, cut.facts) == (whole.migration, whole.facts)
+    assert cut.read_warnings[0].startswith("Get-WindowsFeature: The term 'Get-WindowsFeature'")
+
+
 def test_objects_are_classified_by_type_not_position() -> None:
     objects = load_objects("hv01_read.xml")
     vmhost_last = objects[1:] + objects[:1]
