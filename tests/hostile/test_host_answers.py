@@ -17,6 +17,7 @@ Run inside a private network namespace:
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -24,6 +25,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,21 +105,23 @@ def reason_line(run: Run) -> str:
     return lines[0]
 
 
-def planned_normally(run: Run, name: str) -> None:
+def planned_normally(plan: dict[str, Any], name: str) -> None:
     """The lab's fresh hosts all differ from its manifest: a host read and planned normally has
-    its migration change and its network in the plan, and no host-unread finding."""
-    assert f"  ~ host/{name}/migration\n" in run.output, run.output
-    assert f"  + host/{name}/network/" in run.output, run.output
-    unread = [line for line in run.output.splitlines() if "[host-unread]" in line]
-    assert [line.split(":", 2)[1] for line in unread] == [f" host/{BAD}"], unread
+    its migration change and its network in the saved plan (the JSON contract, `hvlm schema
+    --plan`), and no host-unread finding."""
+    addresses = {c["address"] for c in plan["changes"] if c["host"] == name}
+    assert f"host/{name}/migration" in addresses, plan["changes"]
+    assert any(a.startswith(f"host/{name}/network/") for a in addresses), addresses
 
 
 @pytest.mark.parametrize("kind", HOSTILE_ANSWERS)
-def test_plan_reports_the_host_unread_within_bounds(lab: LabProcess, kind: str) -> None:
-    baseline = hvlm(lab, "plan", str(lab.manifest_path), "--no-color")  # the same lab, no fault
-    assert baseline.code == 0, baseline.output
+def test_plan_reports_the_host_unread_within_bounds(lab: LabProcess, kind: str,
+                                                     tmp_path: Path) -> None:
+    saved = tmp_path / "plan.json"
+    baseline = hvlm(lab, "plan", str(lab.manifest_path), "--no-color", "--out", str(saved))
+    assert baseline.code == 0, baseline.output  # the same lab without the fault
     lab.set_fault(BAD, FaultSpec(hostile_answer=kind))
-    run = hvlm(lab, "plan", str(lab.manifest_path), "--no-color")
+    run = hvlm(lab, "plan", str(lab.manifest_path), "--no-color", "--out", str(saved))
     growth = run.max_rss_kb - baseline.max_rss_kb
     print(f"{kind}: {run.seconds:.2f}s, {run.max_rss_kb / 1024:.0f} MB "
           f"({growth / 1024:+.0f} MB over {baseline.max_rss_kb / 1024:.0f} MB)")
@@ -127,9 +131,12 @@ def test_plan_reports_the_host_unread_within_bounds(lab: LabProcess, kind: str) 
     assert run.max_rss_kb < RSS_BOUND_KB, run.max_rss_kb
     if kind == "huge-body":
         assert growth <= HUGE_GROWTH_KB, (growth, baseline.max_rss_kb, run.max_rss_kb)
-    assert f"Hosts not read, no change planned for them: {BAD}\n" in run.output
+    plan = json.loads(saved.read_text(encoding="utf-8"))
+    assert plan["unread_hosts"] == [BAD]
+    assert [f["subject"] for f in plan["findings"] if f["code"] == "host-unread"] == [
+        f"host/{BAD}"]
     for name in GOOD:
-        planned_normally(run, name)
+        planned_normally(plan, name)
         assert lab.stats(name)["action_counts"].get("Delete") == 2  # both plans closed the pool
 
 
