@@ -13,7 +13,8 @@ object (or step) and, for the causes administrators meet, says what to do:
 Only the exception families of the libraries between hvlm and the DC are mapped
 (`BACKEND_ERRORS`: ldap3, socket and ssl, pyasn1 decoding, GSSAPI): anything else raised while
 talking to the directory (a TypeError...) is a bug in hvlm; the session lets it propagate and
-the CLI reports it as an internal error.
+the CLI reports it as an internal error. Whatever ldap3 or the DC wrote, the DirectoryError
+built here passes hvlm.errors.redact_secrets (no secret of the environment in a message).
 """
 
 from __future__ import annotations

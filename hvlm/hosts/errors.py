@@ -16,7 +16,8 @@ response that is not XML). Anything else raised while talking to a host (a TypeE
 bug in hvlm: the session lets it propagate and the CLI reports it as an internal error.
 
 Every error names the host, the step and the real message; known causes get a hint (credentials,
-certValidation, the error codes of DOMAIN.md's table). Credentials never appear in a message.
+certValidation, the error codes of DOMAIN.md's table). Credentials never appear in a message:
+whatever a library wrote, the HostError built here passes hvlm.errors.redact_secrets.
 """
 
 from __future__ import annotations

@@ -121,6 +121,18 @@ class Outcome(enum.Enum):
     HTTP_500 = "http500"  # fault injection answered HTTP 500
 
 
+def clr_type(value: Any) -> str:
+    """The .NET type a deserialised PSRP parameter value had on the wire, as the host's parameter
+    binder receives it: "System.String" (<S>), "System.Int32" (<I32>), "System.Boolean" (<B>)...;
+    "null" for <Nil/> (a switch). psrpcore gives bools as Python bools, the rest as PS types."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "System.Boolean"
+    names = getattr(getattr(value, "PSObject", None), "type_names", None)
+    return str(names[0]) if names else type(value).__name__
+
+
 def jsonable(value: Any) -> Any:
     """Deserialised PSRP values (PSString, PSInt32, lists, PSObjects) as plain JSON values."""
     if value is None or isinstance(value, bool):

@@ -43,7 +43,7 @@ from psrpcore.types import (
 )
 
 from hvlm_lab.cmdlets import CmdletHost, ErrorInfo, Invocation, StatementResult
-from hvlm_lab.wsman.faults import FaultSpec, HostStats, Outcome, jsonable
+from hvlm_lab.wsman.faults import FaultSpec, HostStats, Outcome, clr_type, jsonable
 
 _YES_NO_EVENTS = (SetMaxRunspacesEvent, SetMinRunspacesEvent, ResetRunspaceStateEvent)
 _FINISHED = (PSInvocationState.Completed, PSInvocationState.Failed, PSInvocationState.Stopped)
@@ -257,6 +257,7 @@ class PsrpShell:
                     "statement": index,
                     "command": inv.command,
                     "parameters": [[n, jsonable(v)] for n, v in inv.parameters],
+                    "parameter_types": [[n, clr_type(v)] for n, v in inv.parameters],
                     "arguments": [jsonable(v) for v in inv.arguments],
                     "is_script": inv.is_script,
                     "outcome": outcome.value,

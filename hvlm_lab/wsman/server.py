@@ -36,7 +36,9 @@ FaultSpec(), port=0, kerberos=False)`:
 Counters per host (`stats(name)`): http_requests, http_status {"200": n, "401": n, ...},
 auth_failures, dropped, hung, wsman_requests, actions (ordered, e.g. ["Create", "Receive",
 "Command", "Receive", "Delete"]), action_counts, and cmdlets (ordered): {"pipeline", "statement",
-"command", "parameters": [[name, value], ...], "arguments": [...], "is_script", "outcome"} with
+"command", "parameters": [[name, value], ...], "parameter_types": [[name, .NET type as received
+(System.String, System.Int32, System.Boolean, null)], ...], "arguments": [...], "is_script",
+"outcome"} with
 outcome one of ok | error | terminated | skipped | refused | http500 (see
 hvlm_lab.wsman.faults.Outcome). Parameter values arrive exactly as sent: a value is never parsed
 as PowerShell.

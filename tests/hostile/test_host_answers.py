@@ -6,8 +6,10 @@ CLIXML with wrong types (a string for a UInt32, an unknown enum value, a missing
 invalid UTF-8, or the real answer trickled one byte a second. For each, `python -m hvlm plan`
 (a subprocess, so its time and peak RSS are its own) must:
 - report HV02 unread with a one-line reason, within the configured timeouts (read 3 s);
-- stay under 300 MB of RSS (ru_maxrss of the child, from os.wait4);
-- read and plan HV01 and HV03 normally;
+- stay under 300 MB of RSS (ru_maxrss of the child, from os.wait4); for the 200 MB body, grow at
+  most 64 MiB over a plan of the same lab without the fault (a client that read the whole body
+  before refusing it would grow by the body's size);
+- read and plan HV01 and HV03 normally: their changes in the plan, HV02 the only host-unread;
 and `hvlm apply` must write nothing on HV02 (read fault) or stop at its verification (verify fault).
 Run inside a private network namespace:
     tests/isolated.sh .venv/bin/python -m pytest tests/hostile/test_host_answers.py -q
@@ -15,6 +17,7 @@ Run inside a private network namespace:
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -22,6 +25,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,6 +39,7 @@ READ_SECONDS = 3
 # connect 2 s + one whole answer 3 s (+ Python start-up and the healthy hosts); never 200 s
 TIME_BOUND = 15.0
 RSS_BOUND_KB = 300 * 1024
+HUGE_GROWTH_KB = 64 * 1024  # over the baseline: the cap is 4 MiB per answer, the body 200 MB
 WRITES = ("Enable-VMMigration", "Add-VMMigrationNetwork", "Set-VMHost", "Remove-VMMigrationNetwork",
           "Set-VMMigrationNetwork", "Disable-VMMigration")
 REASONS = {
@@ -100,22 +105,44 @@ def reason_line(run: Run) -> str:
     return lines[0]
 
 
+def planned_normally(plan: dict[str, Any], name: str) -> None:
+    """The lab's fresh hosts all differ from its manifest: a host read and planned normally has
+    its migration change and its network in the saved plan (the JSON contract, `hvlm schema
+    --plan`), and no host-unread finding."""
+    addresses = {c["address"] for c in plan["changes"] if c["host"] == name}
+    assert f"host/{name}/migration" in addresses, plan["changes"]
+    assert any(a.startswith(f"host/{name}/network/") for a in addresses), addresses
+
+
 @pytest.mark.parametrize("kind", HOSTILE_ANSWERS)
-def test_plan_reports_the_host_unread_within_bounds(lab: LabProcess, kind: str) -> None:
+def test_plan_reports_the_host_unread_within_bounds(lab: LabProcess, kind: str,
+                                                     tmp_path: Path) -> None:
+    saved = tmp_path / "plan.json"
+    baseline = hvlm(lab, "plan", str(lab.manifest_path), "--no-color", "--out", str(saved))
+    assert baseline.code == 0, baseline.output  # the same lab without the fault
     lab.set_fault(BAD, FaultSpec(hostile_answer=kind))
-    run = hvlm(lab, "plan", str(lab.manifest_path), "--no-color")
-    print(f"{kind}: {run.seconds:.2f}s, {run.max_rss_kb / 1024:.0f} MB")
+    run = hvlm(lab, "plan", str(lab.manifest_path), "--no-color", "--out", str(saved))
+    growth = run.max_rss_kb - baseline.max_rss_kb
+    print(f"{kind}: {run.seconds:.2f}s, {run.max_rss_kb / 1024:.0f} MB "
+          f"({growth / 1024:+.0f} MB over {baseline.max_rss_kb / 1024:.0f} MB)")
     assert run.code == 1, run.output
     assert REASONS[kind] in reason_line(run)
     assert run.seconds < TIME_BOUND, run.seconds
     assert run.max_rss_kb < RSS_BOUND_KB, run.max_rss_kb
-    for name in GOOD:  # planned normally: their changes are in the plan
-        assert f"host {name}" in run.output or name in run.output
-        assert lab.stats(name)["action_counts"].get("Delete") == 1
+    if kind == "huge-body":
+        assert growth <= HUGE_GROWTH_KB, (growth, baseline.max_rss_kb, run.max_rss_kb)
+    plan = json.loads(saved.read_text(encoding="utf-8"))
+    assert plan["unread_hosts"] == [BAD]
+    assert [f["subject"] for f in plan["findings"] if f["code"] == "host-unread"] == [
+        f"host/{BAD}"]
+    for name in GOOD:
+        planned_normally(plan, name)
+        assert lab.stats(name)["action_counts"].get("Delete") == 2  # both plans closed the pool
 
 
 @pytest.mark.parametrize("kind", ["entity-expansion", "wrong-type", "trickle", "huge-body"])
-def test_apply_touches_nothing_on_the_hostile_host(lab: LabProcess, kind: str) -> None:
+def test_apply_touches_nothing_on_the_hostile_host(lab: LabProcess, kind: str,
+                                                   tmp_path: Path) -> None:
     lab.set_fault(BAD, FaultSpec(hostile_answer=kind))
     run = hvlm(lab, "apply", str(lab.manifest_path), "--auto-approve", "--no-color")
     assert run.code == 1, run.output
@@ -124,7 +151,13 @@ def test_apply_touches_nothing_on_the_hostile_host(lab: LabProcess, kind: str) -
     for name in GOOD:
         assert "Set-VMHost" in writes(lab, name) or "Enable-VMMigration" in writes(lab, name)
     lab.set_fault(BAD, FaultSpec())
-    assert hvlm(lab, "plan", str(lab.manifest_path), "--no-color").code in (0, 2)
+    saved = tmp_path / "again.json"
+    again = hvlm(lab, "plan", str(lab.manifest_path), "--no-color", "--detailed-exitcode",
+                 "--out", str(saved))
+    assert again.code == 2, again.output  # HV02's changes are still to do, and only they are
+    changes = json.loads(saved.read_text(encoding="utf-8"))["changes"]
+    assert {c["host"] for c in changes} == {BAD}, changes
+    assert f"host/{BAD}/migration" in {c["address"] for c in changes}
 
 
 @pytest.mark.parametrize("kind", ["malformed-xml", "invalid-utf8", "unknown-enum"])

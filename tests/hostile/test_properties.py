@@ -1,5 +1,7 @@
 """Property-based tests of manifest loading (hypothesis): whatever the bytes, `parse_manifest`
-returns a LoadResult or raises ManifestError with one-line diagnostics; nothing else, and quickly.
+returns a LoadResult or raises ManifestError with one-line diagnostics; nothing else. No timing
+limit per example (a deadline inside a fuzz test fails on a loaded 2-core machine, not on a bug):
+how long loading takes is the benchmarks' business (bench/).
 
 Inputs: arbitrary bytes; YAML-ish text built from YAML's own punctuation, tags, anchors and
 scalars that PyYAML resolves specially; and examples/prod-east.yaml mutated as data (values, keys,
@@ -25,7 +27,7 @@ EXAMPLE_BYTES = EXAMPLE.read_bytes()
 EXAMPLE_DATA: dict[str, Any] = yaml.safe_load(EXAMPLE_BYTES)
 FUZZ = settings(
     max_examples=50,
-    deadline=2000,  # milliseconds per example
+    deadline=None,  # what is asserted is the outcome, never the time an example took
     database=None,  # nothing written into the tree
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

@@ -127,11 +127,39 @@ def test_converged_lab_is_clean_and_a_plan_reads_once(fleet: Fleet) -> None:
     assert requests == dict.fromkeys(NAMES, PLAN_REQUESTS), requests
     searches = fleet.proxy.operations.count(SEARCH_REQUEST)
     assert 1 <= searches <= 2, fleet.proxy.operations
-    cmdlets = [str(c["command"]) for c in fleet.lab.server.stats("HV02")["cmdlets"]]
-    assert cmdlets == [s.cmdlet for s in READ_STATEMENTS], cmdlets  # the one read pipeline
-    assert "Get-NetFirewallRule" in cmdlets and any(
-        s.parameters == (("Namespace", "root/Microsoft/Windows/DeviceGuard"),
-                         ("ClassName", "Win32_DeviceGuard")) for s in READ_STATEMENTS)
+    records = fleet.lab.server.stats("HV02")["cmdlets"]
+    assert len(records) == len(READ_STATEMENTS)  # one pipeline: the read, nothing else
+    assert len({r["pipeline"] for r in records}) == 1
+    assert [r["statement"] for r in records] == list(range(len(records)))  # a statement each
+    received = [_received(r) for r in records]
+    assert [r for r in received if r in READ_EXPECTED] == READ_EXPECTED, received
+    assert received[-1][0] == "Get-WindowsFeature"  # last: absent on client Windows
+
+
+# What the host's side received, written by hand from DOMAIN.md (not from hvlm.hosts.commands):
+# (command, [(parameter, value, .NET type as received)]), in pipeline order. Statements added to
+# the read later may come between these; each of these must arrive exactly so.
+READ_EXPECTED: list[tuple[str, list[tuple[str, object, str]]]] = [
+    ("Get-VMHost", []),
+    ("Get-VMMigrationNetwork", []),
+    ("Get-CimInstance", [("ClassName", "Win32_ComputerSystem", "System.String")]),
+    ("Get-CimInstance", [("ClassName", "Win32_OperatingSystem", "System.String")]),
+    ("Get-NetIPAddress", []),
+    ("Get-VM", []),
+    ("Get-VMHostSupportedVersion", []),
+    ("Get-CimInstance", [("Namespace", "root/Microsoft/Windows/DeviceGuard", "System.String"),
+                         ("ClassName", "Win32_DeviceGuard", "System.String")]),
+    ("Get-NetFirewallRule", [("Name", RULE, "System.String")]),
+    ("Get-CimInstance", [("ClassName", "Win32_NTDomain", "System.String")]),
+    ("Get-WindowsFeature", [("Name", "Hyper-V", "System.String")]),
+]
+
+
+def _received(record: dict[str, Any]) -> tuple[str, list[tuple[str, object, str]]]:
+    """One command of the lab's record: (command, [(parameter, value, .NET type)])."""
+    assert record["is_script"] is False and record["arguments"] == [], record
+    types = dict(record["parameter_types"])
+    return record["command"], [(name, value, types[name]) for name, value in record["parameters"]]
 
 
 # --- the out-of-band changes ----------------------------------------------------------------------

@@ -21,6 +21,7 @@ import pytest
 
 from hvlm_lab.pki import LabCA
 from hvlm_lab.samba.dc import SambaDC
+from hvlm_lab.wsman.faults import CmdletFault
 from hvlm_lab.wsman.server import Credentials, FaultSpec, LabServer, Transport
 from tests.integration.helpers import check_errors
 from tests.security.conftest import (
@@ -300,3 +301,28 @@ def test_host_refusing_auth_writes_no_secret(secret_lab: SecretLab, tmp_path: Pa
         assert run.returncode == 1 and said(run, WINRM_AUTH, *refusing), run.text
     assert all(secret_lab.lab.stats(n)["auth_failures"] > 0 for n in refusing)
     assert_nothing_leaked(tmp_path, runs, secret_lab.secrets)
+
+
+def test_a_host_echoing_the_passwords_writes_no_secret(secret_lab: SecretLab,
+                                                        tmp_path: Path) -> None:
+    """A host whose error record carries both passwords (a module that echoes its logon): the
+    message reaches hvlm as backend text, and hvlm.errors.redact_secrets takes them out of
+    everything hvlm writes (issue 21, item 5)."""
+    env, m = secret_lab.env(tmp_path), str(secret_lab.manifest)
+    echo = (f"logon as {WINRM_USER} with {secret_lab.winrm_password} failed "
+            f"(directory password {secret_lab.ldap_password})")
+    secret_lab.lab.set_fault("SEC01", FaultSpec(cmdlet_faults=(CmdletFault("Get-VMHost", echo),)))
+    try:
+        runs = hvlm_all(
+            [
+                ([*logs("json"), "plan", m, "--out", str(tmp_path / "plan.json")], env, tmp_path),
+                ([*logs("console"), "check", m], env, tmp_path),
+            ]
+        )
+    finally:
+        secret_lab.lab.set_fault("SEC01", FaultSpec())
+    assert_nothing_leaked(tmp_path, runs, secret_lab.secrets)
+    for run in runs:
+        assert run.returncode == 1, run.text
+        assert said(run, f"SEC01: read (Get-VMHost): logon as {WINRM_USER} with <redacted> failed "
+                         "(directory password <redacted>)"), run.text

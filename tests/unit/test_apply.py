@@ -2,8 +2,10 @@
 
 Where it sits: unit tests of hvlm.reconcile (Fleet.observe, plan_fleet, apply_plan) through the
 two protocols it takes (HostSessionLike: read/run/close, DirectoryLike: read/modify/close). A
-`FakeHost` keeps a MigrationState and changes it with hvlm.hosts.commands.simulate (the effect of
-each step, as a real host would); a `FakeDirectory` keeps the computer accounts. Each case:
+`FakeHost` keeps a MigrationState and changes it by a hand-written table of effects (`EFFECTS`:
+what each step these tests send does on a real host, written from DOMAIN.md, not hvlm's own
+`simulate`; a step outside the table fails the test); a `FakeDirectory` keeps the computer
+accounts. Each case:
 observed state + plan (hvlm.planner, from a small manifest) -> the steps every host received, the
 LDAP modifies, the report (outcome per change, drift, unread). The lab tests
 (tests/integration/test_reconcile.py, test_faults.py) show the same over real WSMan and LDAP.
@@ -23,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from hvlm.errors import CmdletError, DirectoryAccessDenied, DirectoryUnreachable, HostUnreachable
-from hvlm.hosts.commands import HostCommand, simulate
+from hvlm.hosts.commands import HostCommand
 from hvlm.model import (
     UAC_TRUSTED_TO_AUTH_FOR_DELEGATION,
     AuthenticationType,
@@ -39,7 +41,14 @@ from hvlm.model import (
 )
 from hvlm.plan import Phase, Plan
 from hvlm.reconcile import ApplyReport, apply_plan, open_fleet, plan_fleet
-from hvlm.state import DelegationState, DirectoryState, HostFacts, HostState, MigrationState
+from hvlm.state import (
+    DelegationState,
+    DirectoryState,
+    HostFacts,
+    HostState,
+    MigrationState,
+    ObservedNetwork,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DOMAIN = "corp.example.com"
@@ -73,6 +82,24 @@ SET = (
 )
 PURGE = "klist purge -li 0x3e7"
 CONVERGE = [ADD, ENABLE, SET]
+# FRESH once CONVERGE ran, by hand: what Get-VMHost / Get-VMMigrationNetwork then show
+CONVERGED = MigrationState(
+    enabled=True,
+    authentication=AuthenticationType.KERBEROS,
+    performance=PerformanceOption.SMB,
+    max_virtual_machine_migrations=2,
+    max_storage_migrations=2,
+    use_any_network=False,
+    networks=(ObservedNetwork(ipaddress.ip_network(SUBNET), 0),),
+)
+# The effect of each step these tests send (as str(step)), written by hand; the host keeps
+# everything else. Steps sent with -ErrorAction Stop are the same steps.
+EFFECTS: dict[str, dict[str, object]] = {
+    ADD: {"networks": (ObservedNetwork(ipaddress.ip_network(SUBNET), 0),)},
+    ENABLE: {"enabled": True},
+    SET: {"authentication": AuthenticationType.KERBEROS, "performance": PerformanceOption.SMB},
+    PURGE: {},
+}
 
 
 def toward(peer: str) -> tuple[str, ...]:
@@ -107,7 +134,8 @@ class FakeHost:
             if command.cmdlet == self.fail_at:
                 raise CmdletError(self.name, str(command), "injected failure")
             if command.cmdlet != self.ignores:
-                self.state = simulate(self.state, command)
+                assert str(command) in EFFECTS, f"the fake does not know {command}"
+                self.state = replace(self.state, **EFFECTS[str(command)])  # type: ignore[arg-type]
 
     def close(self) -> None:
         self.closed = True
@@ -318,11 +346,7 @@ CASES: dict[str, Case] = {
                                         "and it has no computer account"},
     ),
     "a converged fleet: nothing is sent, nothing is modified": Case(
-        hosts=(FakeHost("HV01", simulate(simulate(simulate(FRESH, HostCommand(
-            "Add-VMMigrationNetwork", (("Subnet", SUBNET), ("Priority", 0)))),
-            HostCommand("Enable-VMMigration")), HostCommand("Set-VMHost", (
-                ("VirtualMachineMigrationAuthenticationType", "Kerberos"),
-                ("VirtualMachineMigrationPerformanceOption", "SMB"))))),),
+        hosts=(FakeHost("HV01", CONVERGED),),
         accounts=(account("HV01", uac=WORKSTATION | UAC_TRUSTED_TO_AUTH_FOR_DELEGATION),),
         sent={"HV01": []},
         modifies=[],
@@ -377,14 +401,22 @@ def test_a_bug_in_a_host_read_reaches_the_caller_not_the_report() -> None:
     assert directory.modifies == [] and hosts["HV01"].sent == []
 
 
+class WriteReached(Exception):
+    """A sentinel: raised by the host write itself, so that nothing else can raise it."""
+
+
 def test_a_bug_in_a_host_write_stops_apply_instead_of_failing_the_host() -> None:
     class Broken(FakeHost):
         def run(self, commands: Sequence[HostCommand]) -> None:
-            raise AttributeError("'NoneType' object has no attribute 'cmdlet'")
+            self.sent.extend(str(c) for c in commands)
+            raise WriteReached(self.name)
 
     hosts: dict[str, FakeHost] = {"HV01": Broken("HV01"), "HV02": FakeHost("HV02")}
-    with pytest.raises(AttributeError, match="NoneType"):
-        apply(hosts, FakeDirectory({a.name: a for a in FRESH_ACCOUNTS}))
+    directory = FakeDirectory({a.name: a for a in FRESH_ACCOUNTS})
+    with pytest.raises(WriteReached, match=r"^HV01$"):
+        apply(hosts, directory)
+    assert hosts["HV01"].sent == CONVERGE  # the write was reached, with the planned steps
+    assert len(directory.modifies) == 2  # after the directory phase, as planned
 
 
 def test_a_bug_in_the_directory_is_not_directory_unread() -> None:

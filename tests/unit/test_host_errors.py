@@ -12,6 +12,7 @@ import requests
 from pypsrp.exceptions import AuthenticationError, WinRMTransportError, WSManFaultError
 
 from hvlm.errors import HostAuthError, HostError, HostUnreachable
+from hvlm.hosts.clixml import Record, as_obj, deserialize
 from hvlm.hosts.errors import (
     is_transient,
     map_exception,
@@ -201,21 +202,21 @@ def test_unknown_messages_get_no_hint() -> None:
 
 
 def test_records_are_attributed_by_their_error_id() -> None:
-    class Record:  # the attribute shape of pypsrp's ErrorRecord (see test_host_parse fixtures)
-        exception = None
-        fq_error = "ObjectNotFound,Microsoft.HyperV.PowerShell.Commands.RemoveVMMigrationNetwork"
-        target_object = "10.1.0.0/16"
-        details_message = None
-        message = "ObjectNotFound: (10.1.0.0/16:String) [Remove-VMMigrationNetwork]"
-
-        def __str__(self) -> str:
-            return "No migration networks were found matching the specified criteria."
-
-    info = describe_record(Record(), ["Add-VMMigrationNetwork", "Remove-VMMigrationNetwork"])
+    """A record read by hvlm's own reader (hvlm.hosts.clixml), as the host sends it."""
+    error_id = "ObjectNotFound,Microsoft.HyperV.PowerShell.Commands.RemoveVMMigrationNetwork"
+    record = Record(as_obj(deserialize(
+        b'<Obj RefId="0"><TN RefId="0"><T>System.Management.Automation.ErrorRecord</T>'
+        b"<T>System.Object</T></TN><ToString>No migration networks were found matching the "
+        b"specified criteria.</ToString><MS><S N=\"TargetObject\">10.1.0.0/16</S>"
+        b'<S N="FullyQualifiedErrorId">' + error_id.encode() + b"</S>"
+        b'<S N="ErrorCategory_Message">ObjectNotFound: (10.1.0.0/16:String) '
+        b'[Remove-VMMigrationNetwork]</S><B N="SerializeExtendedInfo">false</B></MS></Obj>',
+        "an error record")))
+    info = describe_record(record, ["Add-VMMigrationNetwork", "Remove-VMMigrationNetwork"])
     assert info == RecordInfo(
         cmdlet="Remove-VMMigrationNetwork",
         message="No migration networks were found matching the specified criteria.",
-        error_id=Record.fq_error,
+        error_id=error_id,
         target="10.1.0.0/16",
     )
 

@@ -1,42 +1,53 @@
-"""The pure parser of a host's read pipeline, fed with recorded CLIXML through pypsrp's deserialiser.
+"""The pure parser of a host's read pipeline, fed with recorded CLIXML through hvlm's own reader.
 
 No network: the fixtures under fixtures/hosts/ are PIPELINE_OUTPUT / ERROR_RECORD payloads shaped
-like real PowerShell 5.1 remoting output, deserialised by pypsrp exactly as a live read would be.
+like real PowerShell 5.1 remoting output. They reach hvlm.hosts.parse the way a live read does:
+the whole recorded reads travel as WSMan envelopes through hvlm's PSRP client
+(tests/unit/psrp_wire.py: PsrpClient.run -> HostSession.read); single objects are read by
+hvlm.hosts.clixml.deserialize (and error records wrapped in clixml.Record), as
+hvlm.hosts.transport does for every message. No other deserialiser is involved.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pypsrp.complex_objects import ObjectMeta
-from pypsrp.messages import ErrorRecordMessage
-from pypsrp.serializer import Serializer
 
 from hvlm.errors import CmdletError
+from hvlm.hosts.clixml import Record, as_obj, deserialize
 from hvlm.hosts.parse import Kind, classify, parse_enum, parse_host_state
 from hvlm.model import AuthenticationType, PerformanceOption
-from hvlm.state import ObservedNetwork, VirtualMachine
+from hvlm.state import HostState, ObservedNetwork, VirtualMachine
+from tests.unit.psrp_wire import FAILED, Answer, objs, session
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hosts"
 
 
 def load_objects(name: str) -> list[Any]:
-    root = ET.parse(FIXTURES / name).getroot()
-    return [Serializer().deserialize(ET.tostring(e, encoding="unicode")) for e in root]
+    return [deserialize(data, "an output object") for data in objs(FIXTURES / name)]
 
 
 def load_errors() -> list[Any]:
-    root = ET.parse(FIXTURES / "errors.xml").getroot()
-    meta = ObjectMeta("Obj", object=ErrorRecordMessage)
-    return [Serializer().deserialize(ET.tostring(e, encoding="unicode"), meta) for e in root]
+    return [Record(as_obj(deserialize(data, "an error record")))
+            for data in objs(FIXTURES / "errors.xml")]
 
 
 def obj(xml: str) -> Any:
-    return Serializer().deserialize(xml)
+    return deserialize(xml.encode(), "an output object")
+
+
+def read_over_the_wire(name: str, output: str, errors: tuple[int, ...] = (),
+                       terminating: int | None = None) -> HostState:
+    """The recorded read as the host sends it, read by HostSession.read (the production path)."""
+    records = objs(FIXTURES / "errors.xml")
+    answer = Answer(output=objs(FIXTURES / output), errors=[records[i] for i in errors],
+                    **({} if terminating is None else
+                       {"state": FAILED, "terminating": records[terminating]}))
+    host, _ = session(name, answer)
+    return host.read()
 
 
 def vmhost_xml(**props: str) -> str:
@@ -86,7 +97,7 @@ def network_xml(subnet: str, priority: int = 0, *, priority_xml: str | None = No
 
 
 def test_recorded_2022_host_parses_every_fact() -> None:
-    state = parse_host_state("HV01", load_objects("hv01_read.xml"))
+    state = read_over_the_wire("HV01", "hv01_read.xml")
 
     m = state.migration
     assert (m.enabled, m.authentication, m.performance) == (
@@ -121,7 +132,7 @@ def test_recorded_2022_host_parses_every_fact() -> None:
 
 
 def test_fresh_2025_host_outside_the_domain() -> None:
-    state = parse_host_state("HV25", load_objects("fresh_2025_read.xml"))
+    state = read_over_the_wire("HV25", "fresh_2025_read.xml")
 
     m = state.migration
     assert (m.enabled, m.authentication, m.performance) == (
@@ -136,6 +147,21 @@ def test_fresh_2025_host_outside_the_domain() -> None:
     assert state.facts.is_server_2025_or_later
     # cmdlets that wrote nothing leave empty facts, not errors
     assert (state.facts.vms, state.facts.addresses, state.facts.supported_versions) == ((), (), ())
+
+
+@pytest.mark.parametrize(("fragment_size", "receives"), [(None, 3), (97, 1), (97, 4), (1, 2)])
+def test_a_recorded_read_in_fragments_and_several_answers_reads_the_same(
+    fragment_size: int | None, receives: int
+) -> None:
+    """A host cuts messages into fragments (MS-PSRP 2.2.4, at its max envelope size) and spreads
+    them over Receive answers: the fragments are joined back into the same objects."""
+    whole = read_over_the_wire("HV01", "hv01_read.xml")
+    host, _ = session("HV01", Answer(output=objs(FIXTURES / "hv01_read.xml"),
+                                     errors=objs(FIXTURES / "errors.xml")[:1],
+                                     fragment_size=fragment_size, receives=receives))
+    cut = host.read()
+    assert (cut.migration, cut.facts) == (whole.migration, whole.facts)
+    assert cut.read_warnings[0].startswith("Get-WindowsFeature: The term 'Get-WindowsFeature'")
 
 
 def test_objects_are_classified_by_type_not_position() -> None:
@@ -245,7 +271,7 @@ def test_subnets_are_parsed_networks_and_a_bare_ip_is_a_host_route() -> None:
 def test_host_left_by_hyper_v_manager_reads_with_unset_priorities() -> None:
     """Networks added without -Priority: a <Nil/> Priority and a missing one both read as None;
     a set one reads as its Int32, and set priorities sort before unset ones."""
-    state = parse_host_state("HV07", load_objects("gui_networks_read.xml"))
+    state = read_over_the_wire("HV07", "gui_networks_read.xml")
     net = ipaddress.ip_network
     assert state.migration.networks == (
         ObservedNetwork(net("10.10.0.0/16"), 3),
@@ -330,8 +356,7 @@ def test_vmhost_without_a_migration_property_is_an_error(prop: str) -> None:
 
 
 def test_preflight_cmdlet_error_becomes_a_read_warning() -> None:
-    not_found = load_errors()[0]
-    state = parse_host_state("HV01", load_objects("hv01_read.xml"), [not_found])
+    state = read_over_the_wire("HV01", "hv01_read.xml", errors=(0,))
     assert state.read_warnings == (
         "Get-WindowsFeature: The term 'Get-WindowsFeature' is not recognized as the name of a "
         "cmdlet, function, script file, or operable program. Check the spelling of the name, or "
@@ -340,24 +365,22 @@ def test_preflight_cmdlet_error_becomes_a_read_warning() -> None:
 
 
 def test_get_vmhost_error_is_fatal_with_the_real_message() -> None:
-    vmms_down = load_errors()[1]
     with pytest.raises(CmdletError) as caught:
-        parse_host_state("HV01", load_objects("hv01_read.xml"), [vmms_down])
+        read_over_the_wire("HV01", "hv01_read.xml", errors=(1,))
     err = caught.value
     assert (err.target, err.step) == ("HV01", "read (Get-VMHost)")
     assert "Virtual Machine Management service is not running" in err.detail
 
 
 def test_terminating_preflight_error_is_a_warning_saying_the_read_stopped() -> None:
-    not_found = load_errors()[0]
-    state = parse_host_state("HV01", load_objects("hv01_read.xml"), [not_found], failed=True)
+    state = read_over_the_wire("HV01", "hv01_read.xml", terminating=0)
     assert state.read_warnings[0].endswith("(the read stopped there)")
 
 
 def test_failed_pipeline_with_an_unattributable_error_is_fatal() -> None:
-    move_vm = load_errors()[2]  # names no read cmdlet: hvlm cannot tell what was not read
+    # names no read cmdlet: hvlm cannot tell what was not read
     with pytest.raises(CmdletError) as caught:
-        parse_host_state("HV01", load_objects("hv01_read.xml"), [move_vm], failed=True)
+        read_over_the_wire("HV01", "hv01_read.xml", terminating=2)
     # the real message, and DOMAIN.md's explanation of the code it carries
     assert "No credentials are available in the security package" in str(caught.value)
     assert "0x8009030E: no credentials in the security package" in caught.value.hint

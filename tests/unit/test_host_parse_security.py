@@ -1,5 +1,7 @@
 """Issue 14's host facts from recorded CLIXML: Win32_DeviceGuard (Credential Guard) and the
-migration firewall rule, parsed by hvlm.hosts.parse through pypsrp's deserialiser (no network).
+migration firewall rule, parsed by hvlm.hosts.parse through hvlm's own CLIXML reader
+(hvlm.hosts.clixml.deserialize, error records wrapped in clixml.Record, as hvlm.hosts.transport
+does; no network, no other deserialiser).
 
 Fixtures: fixtures/hosts/security_read.xml (objects) and security_errors.xml (error records), shaped
 like PowerShell 5.1 remoting output of the real classes (hvlm_lab/FIDELITY.md).
@@ -7,30 +9,30 @@ like PowerShell 5.1 remoting output of the real classes (hvlm_lab/FIDELITY.md).
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pypsrp.complex_objects import ObjectMeta
-from pypsrp.messages import ErrorRecordMessage
-from pypsrp.serializer import Serializer
 
+from hvlm.hosts.clixml import Record, as_obj, deserialize
 from hvlm.hosts.parse import Kind, classify, parse_firewall_rule, parse_host_state
 from hvlm.state import MIGRATION_FIREWALL_RULE, DeviceGuard, FirewallRule
+from tests.unit.psrp_wire import objs
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hosts"
 
 
 def _objects(name: str) -> list[Any]:
-    root = ET.parse(FIXTURES / name).getroot()
-    return [Serializer().deserialize(ET.tostring(e, encoding="unicode")) for e in root]
+    return [deserialize(data, "an output object") for data in objs(FIXTURES / name)]
 
 
 def _errors() -> list[Any]:
-    root = ET.parse(FIXTURES / "security_errors.xml").getroot()
-    meta = ObjectMeta("Obj", object=ErrorRecordMessage)
-    return [Serializer().deserialize(ET.tostring(e, encoding="unicode"), meta) for e in root]
+    return [Record(as_obj(deserialize(data, "an error record")))
+            for data in objs(FIXTURES / "security_errors.xml")]
+
+
+def _obj(xml: str) -> Any:
+    return deserialize(xml.encode(), "an output object")
 
 
 def _read(objects: list[Any], errors: list[Any] = ()) -> Any:  # type: ignore[assignment]
@@ -82,7 +84,7 @@ def test_a_terminating_not_found_is_still_a_failure_of_the_read() -> None:
 
 
 def _rule(enabled_xml: str) -> Any:
-    return Serializer().deserialize(
+    return _obj(
         '<Obj RefId="0"><TN RefId="0"><T>Deserialized.Microsoft.Management.Infrastructure.'
         "CimInstance#root/standardcimv2/MSFT_NetFirewallRule</T>"
         "<T>Deserialized.System.Object</T></TN><Props>"
@@ -112,7 +114,7 @@ def test_an_unknown_enabled_value_is_a_read_warning() -> None:
 
 
 def test_empty_arrays_and_nil_are_no_service() -> None:
-    guard = Serializer().deserialize(
+    guard = _obj(
         '<Obj RefId="0"><TN RefId="0"><T>Deserialized.Microsoft.Management.Infrastructure.'
         "CimInstance#root/Microsoft/Windows/DeviceGuard/Win32_DeviceGuard</T>"
         "<T>Deserialized.System.Object</T></TN><Props>"

@@ -1,8 +1,8 @@
 """apply_host_changes' accounting: which step each error record belongs to, what ran, what not.
 
 The runner is a plain function standing in for one pipeline (the `PipelineRunner` seam, as
-httpx's mock transport takes a handler); the error records are real pypsrp ErrorRecords
-deserialised from CLIXML shaped like Hyper-V's. The same flows run over the wire against the lab
+httpx's mock transport takes a handler); the error records are deserialised from CLIXML shaped
+like Hyper-V's by hvlm's own reader (hvlm.hosts.clixml, as hvlm.hosts.transport reads them). The same flows run over the wire against the lab
 in tests/integration/test_hosts.py.
 """
 
@@ -12,10 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pypsrp.complex_objects import ObjectMeta
-from pypsrp.messages import ErrorRecordMessage
-from pypsrp.serializer import Serializer
-
+from hvlm.hosts.clixml import Record, as_obj, deserialize
 from hvlm.hosts.commands import HostCommand
 from hvlm.hosts.write import PipelineResult, StepStatus, apply_host_changes, executable
 
@@ -35,7 +32,7 @@ def record(message: str, error_id: str, target: str = "") -> Any:
         f'<S N="FullyQualifiedErrorId">{error_id}</S><I32 N="ErrorCategory_Category">0</I32>'
         '<B N="SerializeExtendedInfo">false</B></MS></Obj>'
     )
-    return Serializer().deserialize(xml, ObjectMeta("Obj", object=ErrorRecordMessage))
+    return Record(as_obj(deserialize(xml.encode(), "an error record")))
 
 
 def hv(cmdlet_class: str, category: str = "OperationFailed") -> str:

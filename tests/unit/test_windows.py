@@ -4,8 +4,9 @@
   MIT Kerberos: gssapi is off Windows, winkerberos and pyspnego's SSPI on it) for every Python
   version it supports: `uv pip compile --python-platform x86_64-pc-windows-msvc --only-binary
   :all:` (pip's `download --platform` does not evaluate markers for the target). It asks PyPI.
-- Its modules use no POSIX-only API (an AST scan), unless under a `sys.platform`/`os.name` test
-  or an `except ImportError`.
+- Its modules use no POSIX-only API (an AST scan, following import aliases), except in a branch
+  that provably runs off Windows (`if sys.platform != "win32":`, `os.name == "posix"`, the `else`
+  of a Windows test) or an import under `except ImportError`.
 - The directory session says what carries SASL GSSAPI (gssapi, else winkerberos), and refuses a
   Kerberos bind in one clear line when neither is installed.
 """
@@ -111,39 +112,111 @@ POSIX_NAMES = {
 }
 
 
-def _guarded(test: ast.expr) -> bool:
-    text = ast.unparse(test)
-    return "sys.platform" in text or "os.name" in text
+WINDOWS_PLATFORMS = ("win32",)  # sys.platform on Windows (CPython: always "win32")
+WINDOWS_OS_NAMES = ("nt",)  # os.name on Windows
+
+
+def _platform_text(node: ast.expr, aliases: dict[str, str]) -> str | None:
+    """'sys.platform' / 'os.name' when `node` reads one of them (under any import alias)."""
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        module = aliases.get(node.value.id)
+        text = f"{module}.{node.attr}"
+        if text in ("sys.platform", "os.name"):
+            return text
+    return None
+
+
+def _windows_when(source: str, value: str) -> bool:
+    return value in (WINDOWS_PLATFORMS if source == "sys.platform" else WINDOWS_OS_NAMES)
+
+
+def off_windows(test: ast.expr, aliases: dict[str, str]) -> bool | None:
+    """True: `test` holds only off Windows (its branch cannot run there); False: only on Windows
+    (its `else` cannot); None: anything else, which guards nothing."""
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        inner = off_windows(test.operand, aliases)
+        return None if inner is None else not inner
+    if isinstance(test, ast.BoolOp):
+        parts = [off_windows(v, aliases) for v in test.values]
+        conclusive = isinstance(test.op, ast.And)
+        if conclusive in parts:  # and: one off-Windows operand; or: one on-Windows operand
+            return conclusive
+        return parts[0] if all(p == parts[0] for p in parts) and parts[0] is not None else None
+    if isinstance(test, ast.Call) and isinstance(test.func, ast.Attribute) \
+            and test.func.attr == "startswith" and len(test.args) == 1 \
+            and isinstance(test.args[0], ast.Constant) and isinstance(test.args[0].value, str):
+        source = _platform_text(test.func.value, aliases)
+        if source is None:
+            return None
+        prefix = test.args[0].value
+        return not any(w.startswith(prefix) for w in WINDOWS_PLATFORMS + WINDOWS_OS_NAMES)
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1):
+        return None
+    source = _platform_text(test.left, aliases)
+    right = test.comparators[0]
+    if source is None:
+        return None
+    op = test.ops[0]
+    if isinstance(right, ast.Constant) and isinstance(right.value, str):
+        values = [right.value]
+    elif isinstance(right, (ast.Tuple, ast.List, ast.Set)) and all(
+            isinstance(e, ast.Constant) and isinstance(e.value, str) for e in right.elts):
+        values = [e.value for e in right.elts]  # type: ignore[attr-defined]
+    else:
+        return None
+    windows = [_windows_when(source, v) for v in values]
+    if isinstance(op, (ast.Eq, ast.In)):
+        return False if all(windows) else (True if not any(windows) else None)
+    if isinstance(op, (ast.NotEq, ast.NotIn)):
+        return True if any(windows) else None
+    return None
 
 
 class PosixUse(ast.NodeVisitor):
-    """Where a module uses a POSIX-only module or name outside a platform guard."""
+    """Where a module uses a POSIX-only module or name in code that may run on Windows.
+
+    Runs off Windows, so allowed: the branch of `if sys.platform != "win32":` / `if os.name ==
+    "posix":` (and `startswith("linux")`...), the `else` of a Windows test, the same in a
+    conditional expression; an import inside `try: ... except ImportError`. Modules are followed
+    under any alias (`import os as o`, `from os import getuid as uid`, `getattr(os, "getuid")`).
+    """
 
     def __init__(self) -> None:
         self.found: list[str] = []
-        self.guards = 0
+        self.guards = 0  # inside code that runs only off Windows
+        self.optional_imports = 0  # inside try/except ImportError
+        self.aliases: dict[str, str] = {"os": "os", "sys": "sys", "signal": "signal",
+                                        "socket": "socket", "select": "select", "time": "time"}
+
+    def _branches(self, test: ast.expr, body: list[ast.AST], orelse: list[ast.AST]) -> None:
+        self.visit(test)
+        kind = off_windows(test, self.aliases)
+        for branch, guarded in ((body, kind is True), (orelse, kind is False)):
+            self.guards += guarded
+            for child in branch:
+                self.visit(child)
+            self.guards -= guarded
 
     def visit_If(self, node: ast.If) -> None:
-        guarded = _guarded(node.test)
-        self.guards += guarded
-        self.generic_visit(node)
-        self.guards -= guarded
+        self._branches(node.test, list(node.body), list(node.orelse))
 
     def visit_IfExp(self, node: ast.IfExp) -> None:
-        self.visit_If(node)  # type: ignore[arg-type]
+        self._branches(node.test, [node.body], [node.orelse])
 
     def visit_Try(self, node: ast.Try) -> None:
         optional = any(h.type is not None and "ImportError" in ast.unparse(h.type)
                        for h in node.handlers)
-        self.guards += optional
+        self.optional_imports += optional
         for child in node.body:
             self.visit(child)
-        self.guards -= optional
+        self.optional_imports -= optional
         for part in (*node.handlers, *node.orelse, *node.finalbody):
             self.visit(part)
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
+            if alias.asname:
+                self.aliases[alias.asname] = alias.name
             self._module(alias.name, node)
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
@@ -151,19 +224,30 @@ class PosixUse(ast.NodeVisitor):
         self._module(module, node)
         for alias in node.names:
             if alias.name in POSIX_NAMES.get(module, ()):
-                self._report(f"from {module} import {alias.name}", node)
+                self._report(f"from {module} import {alias.name}", node, importing=True)
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
-        if isinstance(node.value, ast.Name) and node.attr in POSIX_NAMES.get(node.value.id, ()):
-            self._report(f"{node.value.id}.{node.attr}", node)
+        if isinstance(node.value, ast.Name):
+            module = self.aliases.get(node.value.id, "")
+            if node.attr in POSIX_NAMES.get(module, ()):
+                self._report(f"{module}.{node.attr}", node)
+        self.generic_visit(node)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        func, args = node.func, node.args
+        if isinstance(func, ast.Name) and func.id == "getattr" and len(args) >= 2 \
+                and isinstance(args[0], ast.Name) and isinstance(args[1], ast.Constant):
+            module = self.aliases.get(args[0].id, "")
+            if args[1].value in POSIX_NAMES.get(module, ()):
+                self._report(f"{module}.{args[1].value}", node)
         self.generic_visit(node)
 
     def _module(self, name: str, node: ast.stmt) -> None:
         if name.split(".")[0] in POSIX_MODULES:
-            self._report(f"import {name}", node)
+            self._report(f"import {name}", node, importing=True)
 
-    def _report(self, what: str, node: ast.AST) -> None:
-        if not self.guards:
+    def _report(self, what: str, node: ast.AST, importing: bool = False) -> None:
+        if not self.guards and not (importing and self.optional_imports):
             self.found.append(f"{getattr(node, 'lineno', 0)}: {what}")
 
 
@@ -200,6 +284,57 @@ def test_control_the_scan_finds_posix_uses_and_honours_guards() -> None:
     )
     assert posix_uses(planted) == [
         "1: import fcntl", "2: from os import setsid", "3: signal.SIGKILL", "4: os.getuid"]
+
+
+# Each: (source, what the scan must find). A guard is only a test that provably holds off Windows.
+SCAN_CASES = {
+    "an alias of os": ("import os as o\nuid = o.getuid()\n", ["2: os.getuid"]),
+    "an alias of signal": ("import signal as sig\nsig.alarm(1)\n", ["2: signal.alarm"]),
+    "a name imported under another name": ("from os import getuid as uid\n",
+                                            ["1: from os import getuid"]),
+    "getattr of a POSIX name": ("import os\ngetattr(os, 'getuid')()\n", ["2: os.getuid"]),
+    "the Windows branch": ("import os, sys\nif sys.platform == 'win32':\n    os.getuid()\n",
+                           ["3: os.getuid"]),
+    "the else of an off-Windows test": (
+        "import os, sys\nif sys.platform != 'win32':\n    pass\nelse:\n    os.getuid()\n",
+        ["5: os.getuid"]),
+    "os.name == 'nt'": ("import os\nif os.name == 'nt':\n    os.setsid()\n", ["3: os.setsid"]),
+    "any other platform test": (
+        "import os, sys\nif 'linux' in sys.platform or flag:\n    os.getuid()\n",
+        ["3: os.getuid"]),
+    "an or with a Windows test": (
+        "import os, sys\nif sys.platform != 'win32' or flag:\n    os.getuid()\n",
+        ["3: os.getuid"]),
+    "a Windows conditional expression": (
+        "import os, sys\nuid = os.getuid() if sys.platform == 'win32' else 0\n",
+        ["2: os.getuid"]),
+    "a call (not an import) under except ImportError": (
+        "import os\ntry:\n    os.getuid()\nexcept ImportError:\n    pass\n", ["3: os.getuid"]),
+    "the test itself": ("import os, sys\nif os.getuid() and sys.platform != 'win32':\n    pass\n",
+                        ["2: os.getuid"]),
+    # what provably runs off Windows: nothing found
+    "the else of a Windows test": (
+        "import os, sys\nif sys.platform == 'win32':\n    pass\nelse:\n    os.getuid()\n", []),
+    "os.name == 'posix'": ("import os\nif os.name == 'posix':\n    os.getuid()\n", []),
+    "os.name != 'nt'": ("import os\nif os.name != 'nt':\n    os.getuid()\n", []),
+    "not a Windows test": (
+        "import os, sys\nif not sys.platform == 'win32':\n    os.getuid()\n", []),
+    "startswith('linux')": (
+        "import os, sys\nif sys.platform.startswith('linux'):\n    os.getuid()\n", []),
+    "an and with an off-Windows test": (
+        "import os, sys\nif flag and sys.platform != 'win32':\n    os.getuid()\n", []),
+    "a platform tuple without win32": (
+        "import os, sys\nif sys.platform in ('linux', 'darwin'):\n    os.getuid()\n", []),
+    "an aliased sys": ("import os, sys as _s\nif _s.platform != 'win32':\n    os.getuid()\n",
+                       []),
+    "an off-Windows conditional expression": (
+        "import os, sys\nuid = os.getuid() if sys.platform != 'win32' else 0\n", []),
+}
+
+
+@pytest.mark.parametrize(("source", "found"), SCAN_CASES.values(), ids=SCAN_CASES.keys())
+def test_the_scan_judges_each_branch_and_alias(source: str, found: list[str]) -> None:
+    assert posix_uses(source) == found
 
 
 # --- the directory session says what carries Kerberos -----------------------------------------
