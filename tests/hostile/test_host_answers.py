@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 
+from hvlm.plan import Address
 from hvlm_lab.runner.process import LabProcess, start_process
 from hvlm_lab.wsman.faults import HOSTILE_ANSWERS, FaultSpec
 
@@ -109,7 +110,7 @@ def planned_normally(plan: dict[str, Any], name: str) -> None:
     """The lab's fresh hosts all differ from its manifest: a host read and planned normally has
     its migration change and its network in the saved plan (the JSON contract, `hvlm schema
     --plan`), and no host-unread finding."""
-    addresses = {c["address"] for c in plan["changes"] if c["host"] == name}
+    addresses = {c["address"] for c in plan["changes"] if Address.parse(c["address"]).host == name}
     assert f"host/{name}/migration" in addresses, plan["changes"]
     assert any(a.startswith(f"host/{name}/network/") for a in addresses), addresses
 
@@ -156,7 +157,7 @@ def test_apply_touches_nothing_on_the_hostile_host(lab: LabProcess, kind: str,
                  "--out", str(saved))
     assert again.code == 2, again.output  # HV02's changes are still to do, and only they are
     changes = json.loads(saved.read_text(encoding="utf-8"))["changes"]
-    assert {c["host"] for c in changes} == {BAD}, changes
+    assert {Address.parse(c["address"]).host for c in changes} == {BAD}, changes
     assert f"host/{BAD}/migration" in {c["address"] for c in changes}
 
 

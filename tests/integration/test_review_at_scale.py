@@ -42,7 +42,7 @@ def test_a_200_host_markdown_plan_fits_one_comment_and_show_prints_the_same_byte
     assert len(markdown) <= 60_000 < GITHUB_COMMENT, len(markdown)
     document = json.loads(planfile.read_text(encoding="utf-8"))
     totals = document["summary"]
-    assert totals["add"] + totals["change"] > 800, totals  # every host and account changes
+    assert totals["add"] + totals["change"] >= 800, totals  # every host and account changes
     assert (f"**Plan: {totals['add']} to add, {totals['change']} to change, "
             f"{totals['delete']} to delete.**") in markdown
     assert "| `+` | all 200 hosts | 1. gain delegation to each other: migration + cifs, both " \
