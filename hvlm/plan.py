@@ -431,12 +431,17 @@ def value_runs(values: Iterable[str]) -> list[list[Any]]:
     return runs
 
 
-def dumps_plan(plan: Plan) -> str:
+def dumps_plan(plan: Plan, review: Mapping[str, Any] | None = None) -> str:
     """The plan file: compact JSON on one line (a fresh 10,000-host plan is ~21 MB: see
     bench/plan_10k.py). `jq . FILE` shows it indented; `hvlm plan --format json` and
     `hvlm show FILE --format json` print the same text, so a plan piped to a file is
-    byte-for-byte the one `--out` writes."""
-    return json.dumps(plan_to_document(plan), separators=(",", ":"), ensure_ascii=False) + "\n"
+    byte-for-byte the one `--out` writes. `review`: the reviewer's summary as JSON
+    (hvlm.render.review_document), written under "review" for machines; derived from the rest,
+    so `loads_plan` does not read it back."""
+    document = plan_to_document(plan)
+    if review is not None:
+        document["review"] = review
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False) + "\n"
 
 
 def loads_plan(text: str | bytes, name: str = "") -> Plan:

@@ -53,7 +53,7 @@ def render(plan: Plan, fmt: str = "human", *, color: bool = False, full: bool = 
     machines (JSON: the plan file). Markdown stays within `budget` characters (MARKDOWN_BUDGET).
     The plan's DC note comes from `plan.domain_controllers` (host -> the DC it uses)."""
     if fmt == "json":
-        return dumps_plan(plan)
+        return dumps_plan(plan, review_document(summarize(plan)))
     if fmt == "markdown":
         return render_markdown(plan, MARKDOWN_BUDGET if budget is None else budget)
     if fmt == "human":
@@ -164,6 +164,33 @@ def notes(plan: Plan) -> list[str]:
         out.append("Delegation changes take effect once the hosts get new Kerberos tickets: "
                    "plan with --refresh-tickets to purge them (klist purge -li 0x3e7).")
     return out
+
+
+# --- JSON: the summary for machines (the plan file's "review") ---------------------------------
+
+
+def review_document(summary: Summary) -> dict[str, object]:
+    """The summary as JSON: each step's entries and the finding groups, host sets as their
+    label, count, compact ranges and groups (every host named, in few bytes)."""
+    return {
+        "changed": _host_set_doc(summary.changed),
+        "steps": [{
+            "step": part.phase.order + 1, "phase": part.phase.value, "changes": part.changes,
+            "entries": [{
+                "symbol": e.symbol, "section": e.section.value, "hosts": _host_set_doc(e.hosts),
+                "text": e.text, "exception": e.exception, "values": e.values,
+            } for e in part.entries],
+        } for part in summary.phases],
+        "findings": [{
+            "severity": g.severity.value, "code": g.code, "message": g.message, "fix": g.fix,
+            "subjects": list(g.subjects), "hosts": _host_set_doc(g.hosts),
+        } for g in summary.findings],
+    }
+
+
+def _host_set_doc(hosts: HostSet) -> dict[str, object]:
+    return {"label": hosts.short_label(), "count": len(hosts), "ranges": list(hosts.ranges),
+            "groups": list(hosts.groups), "all": hosts.everyone}
 
 
 # --- human text ---------------------------------------------------------------------------------

@@ -224,7 +224,20 @@ class Summary:
     entries: tuple[Entry, ...] = field(default=(), repr=False)  # all phases' entries, in order
 
 
+_LAST: list[tuple[Plan, Summary]] = []  # one slot: a plan printed and saved is summarised once
+
+
 def summarize(plan: Plan) -> Summary:
+    """The plan's summary. The CLI renders one plan in several forms (the text on stdout, the
+    JSON it saves): the last plan's summary is kept, by identity (a Plan is immutable)."""
+    if _LAST and _LAST[0][0] is plan:
+        return _LAST[0][1]
+    summary = _summarize(plan)
+    _LAST[:] = [(plan, summary)]
+    return summary
+
+
+def _summarize(plan: Plan) -> Summary:
     namer = _Namer(plan.fleet, plan.groups)
     phases = []
     for phase in Phase:

@@ -38,7 +38,6 @@ from hvlm.plan import (
     Finding,
     Kind,
     Plan,
-    dumps_plan,
     plan_from_document,
     plan_to_document,
     stale_targets,
@@ -55,6 +54,7 @@ from hvlm.reconcile import (
     open_fleet,
 )
 from hvlm.reconcile import plan_fleet as _plan_fleet
+from hvlm.render import render as render_plan
 
 log = structlog.get_logger("hvlm.cli")
 
@@ -96,7 +96,7 @@ def _write_plan(plan: Plan, out: str) -> None:
     target = Path(out)
     fd, tmp = tempfile.mkstemp(prefix=".hvlm-plan-", dir=target.parent or Path("."))
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(dumps_plan(plan))
+        handle.write(render_plan(plan, "json"))  # the text `--format json` prints
     os.replace(tmp, target)
 
 

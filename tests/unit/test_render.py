@@ -12,7 +12,16 @@ import pytest
 
 from hvlm.errors import Severity
 from hvlm.plan import Action, Change, Finding, ManifestRef, Phase, Plan, plan_to_document
-from hvlm.render import NO_CHANGES, md_code, md_text, render, safe, summary_line
+from hvlm.render import (
+    NO_CHANGES,
+    md_code,
+    md_text,
+    render,
+    review_document,
+    safe,
+    summary_line,
+)
+from hvlm.summary import summarize
 
 MIGRATION = "Microsoft Virtual System Migration Service"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -189,8 +198,13 @@ def test_markdown_without_changes() -> None:
     assert md == f"### hvlm plan: <code>prod-east</code>\n\n**{NO_CHANGES}**\n"
 
 
-def test_json_is_the_plan_document() -> None:
-    assert json.loads(render(sample_plan(), "json")) == plan_to_document(sample_plan())
+def test_json_is_the_plan_document_with_its_summary_for_machines() -> None:
+    document = json.loads(render(sample_plan(), "json"))
+    review = document.pop("review")
+    assert document == plan_to_document(sample_plan())
+    assert review == review_document(summarize(sample_plan()))
+    assert [e["text"] for e in review["steps"][1]["entries"]][:2] == [
+        "authentication: CredSSP → Kerberos", "enabled: false → true"]
 
 
 def test_unknown_format() -> None:

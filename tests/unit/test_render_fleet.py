@@ -5,15 +5,22 @@ cases' builder, tests/unit/test_summary.py), not from hand-made changes."""
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
-from hvlm.plan import Plan
+from hvlm.plan import Plan, loads_plan
 from hvlm.render import MARKDOWN_BUDGET, render
+from hvlm.summary import summarize
 from tests.unit.test_render import assert_whole_tables
 from tests.unit.test_summary import case_plan
+
+PLAN_SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "plan.v2.schema.json")
+                         .read_text(encoding="utf-8"))
 
 
 def fleet_plan(hosts: int, rack: int = 16, odd: str = "") -> Plan:
@@ -89,3 +96,23 @@ def test_a_uniform_fleet_is_a_screenful_for_people_and_full_lists_every_address(
     for change in plan.changes:
         assert f" {change.address}\n" in full
     assert text.rstrip().endswith("Plan: 2000 to add, 2000 to change, 0 to delete.")
+
+
+def test_the_json_plan_carries_the_summary_for_machines_and_reads_back_as_the_plan(
+    plan_200: Plan,
+) -> None:
+    text = render(plan_200, "json")
+    document = json.loads(text)
+    jsonschema.validate(document, PLAN_SCHEMA)
+    assert loads_plan(text) == plan_200  # "review" is derived: not read back
+    review = document["review"]
+    summary = summarize(plan_200)
+    assert [e["text"] for s in review["steps"] for e in s["entries"]] == \
+        [e.text for e in summary.entries]
+    assert [s["changes"] for s in review["steps"]] == [400, 400]
+    first = review["steps"][0]["entries"][0]
+    assert first["hosts"] == {"label": "all 200 hosts", "count": 200, "ranges": ["HV001–HV200"],
+                              "groups": [], "all": True}
+    assert first["values"] == 11_744 and first["symbol"] == "+"
+    odd = next(e for s in review["steps"] for e in s["entries"] if e["exception"])
+    assert odd["hosts"]["ranges"] == ["HV077"] and odd["text"] == "performance: TCPIP → SMB"

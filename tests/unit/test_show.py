@@ -30,7 +30,7 @@ def show(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def planfile(tmp_path: Path) -> Path:
     path = tmp_path / "plan.json"
-    path.write_text(dumps_plan(full_plan()), encoding="utf-8")
+    path.write_text(render(full_plan(), "json"), encoding="utf-8")  # what `plan --out` writes
     return path
 
 
