@@ -39,6 +39,7 @@ from typing import Any
 import structlog
 
 from bench import chart, fleet, report
+from bench.report import target_row
 
 SECTIONS = ("planning", "review", "plan", "cpu", "apply")
 HERE = Path(__file__).resolve().parent
@@ -128,16 +129,9 @@ READ_RATIO, APPLY_RATIO, WALL_TO_FLOOR = 0.4, 1.25, 1.3
 PLANNING_SECONDS, PLAN_FILE_MB, VALIDATE_SECONDS = 0.4, 25.0, 0.25
 
 
-def _row(figure: str, measured: float | None, target: float, unit: str, note: str = ""
-         ) -> dict[str, Any]:
-    """One target: `met` is None when this run did not measure the figure (a TODO, not a pass)."""
-    return {"figure": figure, "measured": measured, "target": f"<= {target:g}{unit}",
-            "limit": target, "unit": unit,
-            "met": None if measured is None else bool(measured <= target), "note": note}
-
 
 def _todo(figure: str, target: float, unit: str, why: str) -> dict[str, Any]:
-    return _row(figure, None, target, unit, f"TODO: {why}")
+    return target_row(figure, None, target, unit, f"TODO: {why}")
 
 
 def _hook(module: str, results: dict[str, Any]) -> list[dict[str, Any]] | None:
@@ -156,7 +150,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     cpu, apply, plans = results.get("client_cpu"), results.get("apply"), results.get("plan")
     bare = cpu["pypsrp"]["cpu_ms_per_host"] if cpu else None
     if cpu:
-        rows.append(_row("client CPU per host: hvlm read / bare pypsrp read", cpu["ratio"],
+        rows.append(target_row("client CPU per host: hvlm read / bare pypsrp read", cpu["ratio"],
                          READ_RATIO, "x", f"{cpu['hvlm']['cpu_ms_per_host']} ms vs {bare} ms, "
                          f"{cpu['hosts']} hosts, least of {cpu['rounds']} interleaved rounds"))
     else:
@@ -164,7 +158,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                           "run the cpu section"))
     if apply and bare:
         ratio = round(apply["client_cpu_ms_per_host"] / bare, 2)
-        rows.append(_row("client CPU per host: apply with changes / bare pypsrp read", ratio,
+        rows.append(target_row("client CPU per host: apply with changes / bare pypsrp read", ratio,
                          APPLY_RATIO, "x",
                          f"{apply['client_cpu_ms_per_host']} ms ({apply['hosts']} hosts: open, "
                          f"read, write, verify, close + the directory) vs {bare} ms; of which "
@@ -177,7 +171,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     if unpinned:
         worst = max(unpinned, key=lambda r: r["ratio_to_cpu_floor"])
         each = ", ".join(f"{r['hosts']}: {r['ratio_to_cpu_floor']}" for r in unpinned)
-        rows.append(_row(f"fleet plan wall time / CPU floor, up to "
+        rows.append(target_row(f"fleet plan wall time / CPU floor, up to "
                          f"{max(r['hosts'] for r in unpinned):,} hosts (worst size)",
                          worst["ratio_to_cpu_floor"], WALL_TO_FLOOR, "x", each))
     else:
@@ -198,7 +192,7 @@ def _planning_rows(planning: dict[str, Any] | None) -> list[dict[str, Any]]:
     report; the saved plan's size is not measured by it (TODO)."""
     fresh = [r for r in (planning or {}).get("results", ()) if r["scenario"] == "fresh"]
     figure = f"pure planning of a fresh {PLANNING_HOSTS:,}-host fleet, wall"
-    rows = [_row(figure, fresh[0]["seconds"], PLANNING_SECONDS, " s",
+    rows = [target_row(figure, fresh[0]["seconds"], PLANNING_SECONDS, " s",
                  f"best of the planning section's repeats; {fresh[0]['changes']} changes")
             if fresh else _todo(figure, PLANNING_SECONDS, " s", "run the planning section")]
     rows.append(_todo(f"saved plan of a fresh {PLANNING_HOSTS:,}-host fleet, size", PLAN_FILE_MB,

@@ -33,6 +33,7 @@ import time
 import tracemalloc
 from typing import Any
 
+from bench.report import target_row
 from hvlm.model import (
     UAC_TRUSTED_TO_AUTH_FOR_DELEGATION,
     AuthenticationType,
@@ -170,13 +171,6 @@ PLANNING_SECONDS, PLAN_FILE_MB = 0.4, 25.0  # issue 16: a fresh 10,000-host flee
 PLAN_WRITE_SECONDS, PLAN_READ_SECONDS = 1.712, 2.167
 
 
-def _target_row(figure: str, measured: float | None, target: float, unit: str, note: str
-                ) -> dict[str, Any]:
-    """A row of bench.__main__'s targets table (its `_row` shape; met None: not measured)."""
-    return {"figure": figure, "measured": measured, "target": f"<= {target:g}{unit}",
-            "limit": target, "unit": unit,
-            "met": None if measured is None else bool(measured <= target), "note": note}
-
 
 def issue16_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     """The planner's figures from `results["planning"]` (this module's `run`), fresh fleet:
@@ -197,7 +191,7 @@ def issue16_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
          PLAN_READ_SECONDS, " s"),
     ]
     if fresh is None:
-        return [_target_row(figure, None, target, unit, "TODO: run the planning section")
+        return [target_row(figure, None, target, unit, "TODO: run the planning section")
                 for figure, _, target, unit in figures]
     notes = {
         "seconds": f"best of the repeats; CPU {fresh['cpu_seconds']} s; {fresh['changes']} "
@@ -209,7 +203,7 @@ def issue16_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         "load_seconds": "best of the repeats, validated field by field and checked equal to the "
                         "planned plan; target: format 1's time",
     }
-    return [_target_row(figure, fresh[key], target, unit, notes[key])
+    return [target_row(figure, fresh[key], target, unit, notes[key])
             for figure, key, target, unit in figures]
 
 

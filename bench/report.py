@@ -9,6 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 
+def target_row(figure: str, measured: float | None, target: float, unit: str, note: str = ""
+               ) -> dict[str, Any]:
+    """One row of the targets table (results.json `targets`): `met` is None when this run did
+    not measure the figure (a TODO, not a pass). Every bench module's rows are made here."""
+    return {"figure": figure, "measured": measured, "target": f"<= {target:g}{unit}",
+            "limit": target, "unit": unit,
+            "met": None if measured is None else bool(measured <= target), "note": note}
+
+
 def _requests(figure: dict[str, Any]) -> str:
     low, high = figure["min"], figure["max"]
     return f"{high:g}" if low == high else f"{low:g}-{high:g} (mean {figure['mean']:g})"

@@ -83,6 +83,15 @@ SHOULD_PROCESS_PARAMETERS = (
 )
 
 
+# The parameters by which a Hyper-V or CIM cmdlet targets hosts (every cmdlet the lab serves
+# that reads a host takes them; -ComputerName must name this host).
+HOST_PARAMS = (
+    Param("ComputerName", Kind.STRINGS, not_empty=True),
+    Param("Credential", Kind.ANY),
+    Param("CimSession", Kind.CIM_SESSIONS),
+)
+
+
 @dataclass(frozen=True)
 class CmdletSpec:
     """A command as PowerShell knows it: its name, implementing type and parameters."""

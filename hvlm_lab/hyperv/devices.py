@@ -15,7 +15,14 @@ from __future__ import annotations
 
 from psrpcore.types import ErrorCategory, PSObject
 
-from hvlm_lab.hyperv.binding import Bound, CmdletSpec, Kind, Param, binding_error
+from hvlm_lab.hyperv.binding import (
+    HOST_PARAMS,
+    Bound,
+    CmdletSpec,
+    Kind,
+    Param,
+    binding_error,
+)
 from hvlm_lab.hyperv.config import LabVM, SwitchType
 from hvlm_lab.hyperv.objects import (
     management_os_adapter,
@@ -32,17 +39,12 @@ from hvlm_lab.hyperv.runtime import (
     targets_this_host,
 )
 
-_HOST_PARAMS = (
-    Param("ComputerName", Kind.STRINGS, not_empty=True),
-    Param("Credential", Kind.ANY),
-    Param("CimSession", Kind.CIM_SESSIONS),
-)
 GET_SWITCH = CmdletSpec("Get-VMSwitch", "Microsoft.HyperV.PowerShell.Commands.GetVMSwitch", (
     Param("Name", Kind.STRING, position=0, aliases=("SwitchName",), not_empty=True),
     Param("Id", Kind.ANY, aliases=("SwitchId",)),
     Param("ResourcePoolName", Kind.STRINGS, position=1, not_empty=True),
     Param("SwitchType", Kind.STRINGS),
-) + _HOST_PARAMS)
+) + HOST_PARAMS)
 GET_ADAPTER = CmdletSpec(
     "Get-VMNetworkAdapter", "Microsoft.HyperV.PowerShell.Commands.GetVMNetworkAdapter", (
         Param("VMName", Kind.STRINGS, position=0, not_empty=True),
@@ -53,13 +55,13 @@ GET_ADAPTER = CmdletSpec(
         Param("IsLegacy", Kind.BOOL),
         Param("VM", Kind.ANY),
         Param("VMSnapshot", Kind.ANY, aliases=("VMCheckpoint",)),
-    ) + _HOST_PARAMS)
+    ) + HOST_PARAMS)
 GET_PROCESSOR = CmdletSpec(
     "Get-VMProcessor", "Microsoft.HyperV.PowerShell.Commands.GetVMProcessor", (
         Param("VMName", Kind.STRINGS, position=0, not_empty=True),
         Param("VM", Kind.ANY),
         Param("VMSnapshot", Kind.ANY, aliases=("VMCheckpoint",)),
-    ) + _HOST_PARAMS)
+    ) + HOST_PARAMS)
 
 
 def _parameter_set(spec: CmdletSpec, bound: Bound, sets: tuple[str, ...]) -> str:

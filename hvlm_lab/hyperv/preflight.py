@@ -17,7 +17,14 @@ from psrpcore.types import ErrorCategory, PSObject
 
 from hvlm_lab.cmdlets import ErrorInfo
 from hvlm_lab.hyperv import security
-from hvlm_lab.hyperv.binding import Bound, CmdletSpec, Kind, Param, binding_error
+from hvlm_lab.hyperv.binding import (
+    HOST_PARAMS,
+    Bound,
+    CmdletSpec,
+    Kind,
+    Param,
+    binding_error,
+)
 from hvlm_lab.hyperv.config import LabHostConfig
 from hvlm_lab.hyperv.objects import (
     AddressFamily,
@@ -39,11 +46,6 @@ from hvlm_lab.hyperv.runtime import (
     targets_this_host,
 )
 
-HOST_PARAMS = (
-    Param("ComputerName", Kind.STRINGS, not_empty=True),
-    Param("Credential", Kind.ANY),
-    Param("CimSession", Kind.CIM_SESSIONS),
-)
 GET_CIM = CmdletSpec(
     "Get-CimInstance", "Microsoft.Management.Infrastructure.CimCmdlets.GetCimInstanceCommand", (
         Param("ClassName", Kind.STRING, position=0, not_empty=True),
