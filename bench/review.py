@@ -4,8 +4,9 @@ Where it sits: part of `make bench` (section `review`); pure, like bench.plan_10
 shape it uses (racks of 16, both services, both name forms; every host and account fresh, so a
 first plan changes everything). For each size it builds the plan with the real planner and
 renders it with hvlm.render: the Markdown a pull request gets (`hvlm plan --format markdown`,
-default budget) and the human summary (`hvlm plan`), and times the summary, then both renderings of it (the summary is computed once per plan:
-hvlm.summary keeps the last one, as the CLI's printed and saved plan share it).
+default budget) and the human summary (`hvlm plan`), and times the summary, then both
+renderings of it (the summary is computed once per plan: hvlm.summary keeps the last one, as the
+CLI's printed and saved plan share it).
 Targets: Markdown <= 60,000 characters at every size; the human summary <= 100 lines for a fleet
 whose hosts all get the same change. `issue20_targets(results)` gives bench.__main__ its rows.
 
