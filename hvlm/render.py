@@ -24,6 +24,9 @@ from hvlm.findings import Finding, finding_document
 from hvlm.model import Manifest
 from hvlm.plan import Action, Change, FieldValue, Phase, Plan, dumps_plan
 from hvlm.summary import (
+    HOST_PLACEHOLDER,
+    PEER_PLACEHOLDER,
+    RANGES_SHOWN,
     Entry,
     FindingGroup,
     HostSet,
@@ -129,6 +132,7 @@ def _value_lines(change: Change) -> Iterator[tuple[str, str]]:
 
 
 DC_NOTE_HOSTS = 8  # hosts named per DC in the note; beyond, a count
+DC_NOTE_DCS = 8  # DCs named in the note; beyond, a count
 
 
 def dc_note(domain_controllers: Mapping[str, str]) -> str:
@@ -137,10 +141,12 @@ def dc_note(domain_controllers: Mapping[str, str]) -> str:
     for host, dc in sorted(domain_controllers.items()):
         by_dc.setdefault(dc or "unknown", []).append(host)
     parts = []
-    for dc, hosts in sorted(by_dc.items()):
+    for dc, hosts in sorted(by_dc.items())[:DC_NOTE_DCS]:
         named = ", ".join(hosts[:DC_NOTE_HOSTS])
         more = f" and {len(hosts) - DC_NOTE_HOSTS} more" if len(hosts) > DC_NOTE_HOSTS else ""
         parts.append(f"{dc}: {named}{more}")
+    if len(by_dc) > DC_NOTE_DCS:
+        parts.append(f"and {len(by_dc) - DC_NOTE_DCS} more DCs")
     return ("Domain controllers the hosts use (Win32_NTDomain; apply waits until they hold the "
             "delegation it writes): " + "; ".join(parts) + ".")
 
@@ -151,7 +157,10 @@ def notes(plan: Plan) -> list[str]:
     if plan.domain_controllers:
         out.append(dc_note(dict(plan.domain_controllers)))
     if plan.selection is not None:
-        out.append("Only the selected hosts (--host " + ", ".join(plan.selection) + ") are "
+        selected = HostSet(plan.selection, host_ranges(plan.selection))
+        out.append("Only the selected hosts (--host " + ", ".join(selected.ranges[:RANGES_SHOWN])
+                   + (f" and {len(selected.ranges) - RANGES_SHOWN} more ranges"
+                      if len(selected.ranges) > RANGES_SHOWN else "") + ") are "
                    "planned, with the delegation toward them: other changes are not shown.")
     if plan.unread_hosts:
         unread = HostSet(plan.unread_hosts, host_ranges(plan.unread_hosts))
@@ -242,7 +251,7 @@ def _findings_title(summary: Summary) -> str:
 def _human_entry(entry: Entry, paint: Callable[[str, str], str]) -> str:
     symbol = paint(_ENTRY_COLOR[entry.symbol], entry.symbol)
     mark = paint(_YELLOW, " [differs from the rest]") if entry.exception else ""
-    return f"  {symbol} {paint(_BOLD, safe(entry.hosts.short_label()))}: {safe(entry.text)}{mark}"
+    return f"  {symbol} {paint(_BOLD, safe(entry.hosts.label))}: {safe(entry.text)}{mark}"
 
 
 def _human_group(group: FindingGroup, paint: Callable[[str, str], str]) -> str:
@@ -255,10 +264,20 @@ def _human_group(group: FindingGroup, paint: Callable[[str, str], str]) -> str:
     return "\n".join([head] + _details(group.evidence, group.fix, 6, len(group.subjects)))
 
 
-def _group_subjects(group: FindingGroup) -> str:
-    """'6 hosts (HV01–HV06)' for a group; HOST in its message stands for each of them."""
-    label = group.hosts.short_label() if group.hosts.names else f"{len(group.subjects)} subjects"
-    return f"{label}, HOST each" if len(group.hosts) > 1 else label
+def _group_subjects(group: FindingGroup, short: bool = False) -> str:
+    """Whom a group of findings is about: '6 hosts (HV01–HV06)' ({host} in its message stands
+    for each), or its pairs / directions themselves ({host} and {peer} for each one's two);
+    `short`: at most RANGES_SHOWN of them, then a count."""
+    for separator, noun in (("<->", "pairs"), ("->", "directions")):
+        if any(separator in subject for subject in group.subjects):
+            listed = list(group.subjects)
+            if short and len(listed) > RANGES_SHOWN:
+                listed = listed[:RANGES_SHOWN] + [f"and {len(group.subjects) - RANGES_SHOWN} more"]
+            return (f"{len(group.subjects)} {noun} ({HOST_PLACEHOLDER}{separator}"
+                    f"{PEER_PLACEHOLDER}): {', '.join(listed)}")
+    if not group.hosts.names:
+        return f"{len(group.subjects)} subjects: {', '.join(group.subjects)}"
+    return group.hosts.short_label() if short else group.hosts.label
 
 
 def _details(evidence: str, fix: str, indent: int, subjects: int = 1) -> list[str]:
@@ -308,30 +327,45 @@ def _fence(body: str) -> str:
 
 
 def render_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET) -> str:
-    """A pull-request comment of at most `budget` characters: title, totals and notes, the
-    summary (hvlm.summary) and the grouped findings, then each phase's every change in a
-    collapsed block while it fits. What does not fit is left out whole (a table row, a block:
-    never a cut row or fence), and a closing note says what and where the full plan is."""
+    """A pull-request comment of at most `budget` characters: title, totals (and the findings'
+    count, so an error is never silently out of the budget), the notes, the summary
+    (hvlm.summary) and the grouped findings, then each phase's every change in a collapsed block
+    while it fits. What does not fit is left out whole (a note, a table row, a block: never a
+    cut row or fence), and a closing note says what and where the full plan is. A summary row
+    names every host when it fits, else as many ranges as its short label holds."""
     summary = summarize(plan)
-    head = [f"### hvlm plan: {md_code(plan.manifest.name)}", "", f"**{summary_line(plan)}**", ""]
-    for note in notes(plan):
-        head += [f"> **Note:** {md_text(note)}", ""]
-    page = _Page(budget - _LEFT_OUT_RESERVE, "\n".join(head))
-    if summary.phases:
-        page.table(f"#### What changes ({_changed_label(summary)})",
-                   "| | Hosts | Change |\n|---|---|---|",
-                   [_md_entry_row(phase, entry) for phase in summary.phases
-                    for entry in phase.entries], "summary rows")
+    head = [f"### hvlm plan: {md_code(plan.manifest.name)}", "", f"**{summary_line(plan)}**"]
     if summary.findings:
+        head += ["", f"**{_findings_count(plan)}**"]
+    page = _Page(budget - _LEFT_OUT_RESERVE, "\n".join(head) + "\n")
+    for note in notes(plan):
+        page.piece(f"> **Note:** {md_text(note)}\n", "a note")
+    rows = [(_md_entry_row(phase, entry, entry.hosts.label),
+             _md_entry_row(phase, entry, entry.hosts.short_label()))
+            for phase in summary.phases for entry in phase.entries]
+    findings = [(_md_group_row(group, False), _md_group_row(group, True))
+                for group in summary.findings]
+    if rows:
+        # with findings to show, the summary leaves them a third of the room at least
+        share = page.room() * 2 // 3 if findings else page.room()
+        page.table(f"#### What changes ({_changed_label(summary)})",
+                   "| | Hosts | Change |\n|---|---|---|", rows, "summary rows", share)
+    if findings:
         page.table(f"#### Findings ({summary.finding_count})",
-                   "| Severity | Subject | Finding | Fix |\n|---|---|---|---|",
-                   [_md_group_row(group) for group in summary.findings], "finding rows")
+                   "| Severity | Subject | Finding | Fix |\n|---|---|---|---|", findings,
+                   "finding rows")
     for phase in Phase:
         changes = plan.in_phase(phase)
         if changes:
             page.block("#### Every change\n", functools.partial(_md_phase, phase, changes),
                        f"every change of step {phase.order + 1} ({len(changes)})")
     return page.text(budget)
+
+
+def _findings_count(plan: Plan) -> str:
+    errors = len(plan.errors())
+    warnings = len(plan.findings) - errors
+    return f"Findings: {errors} error(s), {warnings} warning(s)."
 
 
 _LEFT_OUT_RESERVE = 600  # room kept for the closing note about what was left out
@@ -347,22 +381,35 @@ class _Page:
         self.headings: set[str] = set()
         self.size = len(head)
 
-    def _fits(self, piece: str) -> bool:
-        return self.size + len(piece) + 1 <= self.budget
+    def room(self) -> int:
+        return self.budget - self.size
+
+    def _fits(self, piece: str, limit: int | None = None) -> bool:
+        return self.size + len(piece) + 1 <= (self.budget if limit is None else limit)
 
     def _add(self, piece: str) -> None:
         self.parts.append(piece)
         self.size += len(piece) + 1
 
-    def table(self, title: str, header: str, rows: Sequence[str], what: str) -> None:
+    def piece(self, text: str, what: str) -> None:
+        if self._fits(text):
+            self._add(text)
+        else:
+            self.left_out.append(what)
+
+    def table(self, title: str, header: str, rows: Sequence[tuple[str, ...]], what: str,
+              share: int | None = None) -> None:
+        """Rows in order while they fit in `share` characters (default: the room left); each
+        row is its first form that fits (a full form, then shorter ones)."""
+        limit = self.size + (self.room() if share is None else share)
         start = f"{title}\n\n{header}"
-        if not self._fits(start) or not rows:
-            if rows:
-                self.left_out.append(f"{len(rows)} {what}")
+        if not self._fits(start, limit):
+            self.left_out.append(f"{len(rows)} {what}")
             return
         self._add(start)
-        for i, row in enumerate(rows):
-            if not self._fits(row):
+        for i, forms in enumerate(rows):
+            row = next((form for form in forms if self._fits(form, limit)), None)
+            if row is None:
                 self.left_out.append(f"{len(rows) - i} of {len(rows)} {what}")
                 break
             self._add(row)
@@ -397,15 +444,15 @@ def _changed_label(summary: Summary) -> str:
     return md_text(summary.changed.short_label())
 
 
-def _md_entry_row(phase: PhaseSummary, entry: Entry) -> str:
+def _md_entry_row(phase: PhaseSummary, entry: Entry, hosts: str) -> str:
     mark = " *(differs from the rest)*" if entry.exception else ""
-    return (f"| `{entry.symbol}` | {md_text(entry.hosts.short_label())} "
+    return (f"| `{entry.symbol}` | {md_text(hosts)} "
             f"| {phase.phase.order + 1}. {md_text(entry.text)}{mark} |")
 
 
-def _md_group_row(group: FindingGroup) -> str:
+def _md_group_row(group: FindingGroup, short: bool) -> str:
     subject = md_code(group.subjects[0]) if len(group.subjects) == 1 \
-        else md_text(_group_subjects(group))
+        else md_text(_group_subjects(group, short))
     tail = f" (one of {len(group.subjects)})" if len(group.subjects) > 1 else ""
     evidence = f" (evidence: {md_text(group.evidence)}{tail})" if group.evidence else ""
     return (f"| **{group.severity.value}** | {subject} "

@@ -45,7 +45,9 @@ _RANGE_DASH = "\u2013"  # en dash, as in "HV001–HV016"
 _TRAILING_NUMBER = re.compile(r"^(.*?)(\d+)$")
 
 _SERVICE_NAMES = {s.spn_class.lower(): s.value for s in DelegationService}
-HOST_PLACEHOLDER, PEER_PLACEHOLDER = "HOST", "PEER"
+# What a grouped finding's message says for each subject's names ("HOST" would read as the SPN
+# class HOST/ in the SPN findings)
+HOST_PLACEHOLDER, PEER_PLACEHOLDER = "{host}", "{peer}"
 ARROW = "\u2192"  # "CredSSP → Kerberos"
 
 
@@ -207,7 +209,7 @@ class FindingGroup:
 
     severity: Severity
     code: str
-    message: str  # with HOST / PEER for the subjects' names when there are several subjects
+    message: str  # with {host} / {peer} for the subjects' names when there are several
     fix: str
     evidence: str  # the first subject's evidence (each subject's is in the plan file)
     subjects: tuple[str, ...]
@@ -327,7 +329,10 @@ def _network_entry(phase: Phase, key: tuple[Action, str, FieldValue, FieldValue]
     else:
         text = (f"incoming network {subnet}: priority {show_value('priority', before)} {ARROW} "
                 f"{show_value('priority', after)}")
-    return Entry(phase, Section.NETWORK, action.symbol, namer.name(hosts), text, topic=subnet)
+    # the family: the network as it will be (a host that gets there from another priority differs)
+    target = "removed" if action is Action.DELETE else f"priority {show_value('priority', after)}"
+    return Entry(phase, Section.NETWORK, action.symbol, namer.name(hosts), text,
+                 topic=f"{subnet} {target}")
 
 
 # --- delegation ----------------------------------------------------------------------------------
@@ -359,21 +364,26 @@ def _values(count: int) -> str:
     return f"{count:,} value" if count == 1 else f"{count:,} values"
 
 
-def value_parts(value: str) -> tuple[str, str, str]:
-    """(service, peer, form) of a delegation value: 'cifs/hv02.lab.example' -> cifs, HV02, fqdn."""
+def value_parts(value: str) -> tuple[str, str]:
+    """(service, target host) of a delegation value: 'cifs/HV02.lab.example:445' -> cifs,
+    hv02.lab.example (lower case: the KDC compares case-insensitively)."""
     spn_class, _, target = value.partition("/")
     host = target.split(":", 1)[0].split("/", 1)[0]
-    service = _SERVICE_NAMES.get(spn_class.lower(), spn_class)
-    form = "fqdn" if "." in host else "short"
-    return service, host.split(".", 1)[0].upper(), form
+    return _SERVICE_NAMES.get(spn_class.lower(), spn_class), host.lower()
 
 
 class _Patterns:
     """Reads accounts' values as patterns; each distinct value is parsed once per summary (a
-    peer's values recur in every account of its group)."""
+    peer's values recur in every account of its group).
+
+    A peer is named by its short (NetBIOS) name: the values toward it in the short form. Its
+    FQDN need not start with that name (hyperv-03.corp.example.com for HV03), so the FQDN
+    values are not matched to peers by name: a pattern with both forms is a product when every
+    service has every target and there are as many FQDNs as short names. Only when an account
+    gains FQDN values alone are its peers named by the FQDNs' first labels."""
 
     def __init__(self) -> None:
-        self.parts: dict[str, tuple[str, str, str]] = {}
+        self.parts: dict[str, tuple[str, str]] = {}
 
     def of(self, values: Sequence[str]) -> _Pattern:
         cache = self.parts
@@ -383,10 +393,15 @@ class _Patterns:
             if found is None:
                 found = cache[value] = value_parts(value)
             parts.add(found)
-        services = tuple(sorted({s for s, _, _ in parts}, key=_service_order))
-        forms = tuple(sorted({f for _, _, f in parts}, key=("short", "fqdn").index))
-        peers = frozenset(p for _, p, _ in parts)
-        complete = len(parts) == len(values) == len(services) * len(forms) * len(peers)
+        services = tuple(sorted({s for s, _ in parts}, key=_service_order))
+        targets = {t for _, t in parts}
+        short = {t for t in targets if "." not in t}
+        fqdn = targets - short
+        forms = tuple(f for f, present in (("short", short), ("fqdn", fqdn)) if present)
+        peers = frozenset(t.upper() for t in short) if short \
+            else frozenset(t.split(".", 1)[0].upper() for t in fqdn)
+        complete = (len(parts) == len(values) == len(services) * len(targets)
+                    and (not short or not fqdn or len(short) == len(fqdn)))
         return _Pattern(services, forms, peers, complete, len(values))
 
 
@@ -498,22 +513,26 @@ def _toward_entries(how: _Delegation, patterns: dict[str, _Pattern]) -> list[Ent
 
 
 def _mark_exceptions(entries: list[Entry]) -> tuple[Entry, ...]:
-    """Order entries by section and family, largest first; flag all but a family's largest.
+    """Order entries by section and family, largest first; flag those smaller than their
+    family's largest (a tie has no common pattern: none of the tied is flagged).
 
-    A family is one setting's target value, one subnet, one protocol-transition direction:
-    the hosts that get there another way than most. Delegation entries of different host sets
-    are different patterns, not exceptions (only an account whose values are no product is)."""
+    A family is where the hosts end up: one setting's target value, one network as it will be,
+    one protocol-transition direction; its smaller entries get there another way than most.
+    Delegation entries of different host sets are different patterns, not exceptions (only an
+    account whose values are no product is)."""
     order = list(Section)
     entries.sort(key=lambda e: (order.index(e.section), e.topic, -len(e.hosts),
                                 e.hosts.names, e.text))
+    largest: dict[tuple[Section, str], int] = {}
+    for entry in entries:
+        largest.setdefault((entry.section, entry.topic), len(entry.hosts))
     out: list[Entry] = []
-    seen: set[tuple[Section, str]] = set()
     for entry in entries:
         family = (entry.section, entry.topic)
-        if family in seen and not entry.exception and entry.section is not Section.DELEGATION:
+        if len(entry.hosts) < largest[family] and not entry.exception \
+                and entry.section is not Section.DELEGATION:
             entry = Entry(entry.phase, entry.section, entry.symbol, entry.hosts, entry.text,
                           entry.topic, True, entry.values)
-        seen.add(family)
         out.append(entry)
     return tuple(out)
 
@@ -522,33 +541,42 @@ def _mark_exceptions(entries: list[Entry]) -> tuple[Entry, ...]:
 
 
 def subject_hosts(subject: str) -> tuple[str, ...]:
-    """The host names a finding's subject names: 'host/HV01' -> HV01, 'HV01<->HV02' -> both."""
-    if "<->" in subject:
-        return tuple(part.strip() for part in subject.split("<->", 1))
+    """The host names a finding's subject names: 'host/HV01' -> HV01; a pair 'HV01<->HV02' or a
+    direction 'HV01->HV02' -> both, in that order."""
+    for separator in ("<->", "->"):
+        if separator in subject:
+            return tuple(part.strip() for part in subject.split(separator, 1))
     kind, sep, rest = subject.partition("/")
     if sep and kind in ("host", "directory"):
         return (rest.split("/", 1)[0],)
     return ()
 
 
-def _masked(text: str, names: Sequence[str]) -> str:
+def _masked(text: str, names: Sequence[str], patterns: dict[str, re.Pattern[str]]) -> str:
+    """The subject's names taken out: a name (any case) as a word, with the DNS suffix that may
+    follow it (its FQDN, hv01.lab.example) and the `$` of its account (HV01$)."""
     placeholders = (HOST_PLACEHOLDER, PEER_PLACEHOLDER)
     for name, placeholder in zip(names, placeholders, strict=False):
-        text = re.sub(rf"(?<![\w.-]){re.escape(name)}(?![\w-])", placeholder, text)
+        pattern = patterns.get(name)
+        if pattern is None:
+            pattern = patterns.setdefault(name, re.compile(
+                rf"(?<![\w.-]){re.escape(name)}(?:\.[A-Za-z0-9-]+)*\$?(?![\w-])", re.IGNORECASE))
+        text = pattern.sub(placeholder, text)
     return text
 
 
 def group_findings(findings: Sequence[Finding], namer: _Namer | None = None
                    ) -> tuple[FindingGroup, ...]:
     """The same finding on several subjects, once: keyed by severity, code, and the message and
-    fix with the subject's own names masked (HOST, PEER). Order: the findings' own (errors
+    fix with the subject's own names masked ({host}, {peer}). Order: the findings' own (errors
     first)."""
     namer = namer or _Namer((), ())
     groups: dict[tuple[Severity, str, str, str], list[Finding]] = {}
+    patterns: dict[str, re.Pattern[str]] = {}
     for finding in findings:
         names = subject_hosts(finding.subject)
-        key = (finding.severity, finding.code, _masked(finding.message, names),
-               _masked(finding.fix, names))
+        key = (finding.severity, finding.code, _masked(finding.message, names, patterns),
+               _masked(finding.fix, names, patterns))
         groups.setdefault(key, []).append(finding)
     out = []
     for (severity, code, message, fix), members in groups.items():

@@ -104,6 +104,7 @@ def review_options(fn: F) -> F:
     )(fn)
     return click.option(
         "--full", is_flag=True,
-        help="List every change and delegation value (human and Markdown) after the summary.",
+        help="List every change and delegation value after the summary (human; the Markdown "
+        "lists them whenever they fit its budget).",
     )(fn)
 

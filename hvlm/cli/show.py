@@ -30,11 +30,14 @@ def show_plan(plan: Plan, fmt: str, color: bool | None, full: bool = False,
 
 def read_plan_file(path: str) -> Plan:
     """A saved plan, validated field by field (hvlm.plan.loads_plan); PlanFileError otherwise."""
+    return loads_plan(_read(path), path)
+
+
+def _read(path: str) -> bytes:
     try:
-        raw = Path(path).read_bytes()
+        return Path(path).read_bytes()
     except OSError as exc:
         raise PlanFileError(f"{path}: cannot read: {exc.strerror}") from None
-    return loads_plan(raw, path)
 
 
 @click.command()
@@ -45,4 +48,9 @@ def read_plan_file(path: str) -> Plan:
 def show(planfile: str, fmt: str, color: bool | None, full: bool,
          markdown_budget: int | None) -> None:
     """Show a saved plan (`hvlm plan --out FILE`) without contacting anything."""
+    if fmt == "json":  # the file itself, as it was written (once it reads as a plan)
+        raw = _read(planfile)
+        loads_plan(raw, planfile)
+        click.echo(raw.decode("utf-8"), nl=False)
+        return
     show_plan(read_plan_file(planfile), fmt, color, full, markdown_budget)

@@ -5,6 +5,7 @@ cases' builder, tests/unit/test_summary.py), not from hand-made changes."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -13,6 +14,8 @@ from typing import Any
 import jsonschema
 import pytest
 
+from hvlm.errors import Severity
+from hvlm.findings import AUTHENTICATION_MISMATCH, Finding
 from hvlm.plan import Plan, loads_plan
 from hvlm.render import MARKDOWN_BUDGET, render
 from hvlm.summary import summarize
@@ -116,3 +119,72 @@ def test_the_json_plan_carries_the_summary_for_machines_and_reads_back_as_the_pl
     assert first["values"] == 11_744 and first["symbol"] == "+"
     odd = next(e for s in review["steps"] for e in s["entries"] if e["exception"])
     assert odd["hosts"]["ranges"] == ["HV077"] and odd["text"] == "performance: TCPIP → SMB"
+
+
+def scattered_plan(hosts: int, every: int) -> tuple[Plan, list[str]]:
+    """A converged fleet where every `every`-th host drifted (performance): no two adjacent."""
+    names = [f"HV{n:04d}" for n in range(1, hosts + 1)]
+    drifted = names[::every]
+    observed: dict[str, Any] = {"*": {"performance": "SMB"}}
+    observed.update({name: {"performance": "Compression"} for name in drifted})
+    racks = [names[i:i + 16] for i in range(0, hosts, 16)]
+    doc = {"manifest": {"defaults": {"migration": {"performance": "SMB"}},
+                        "hosts": f"{names[0]}..{names[-1]}",
+                        "groups": [{"name": f"rack-{i}", "hosts": f"{r[0]}..{r[-1]}"}
+                                   for i, r in enumerate(racks)]},
+           "observed": {"hosts": observed, "directory": {"*": {}}}}
+    return case_plan(doc), drifted
+
+
+def test_scattered_drift_names_every_changed_host_in_the_summary_people_read() -> None:
+    plan, drifted = scattered_plan(9_999, 37)  # 271 hosts, no two adjacent: 271 ranges
+    assert len(drifted) == 271
+    human = render(plan, "human")
+    line = next(line for line in human.splitlines() if "performance: Compression → SMB" in line)
+    assert all(f"{name}," in line or f"{name})" in line for name in drifted), line
+    markdown = render(plan, "markdown")
+    row = next(line for line in markdown.splitlines() if "performance: Compression → SMB" in line)
+    assert all(name in row for name in drifted), row
+    # when the full row does not fit, the short one stands in, and says how many it leaves out
+    small = render(plan, "markdown", budget=2_000)
+    row = next(line for line in small.splitlines() if "performance: Compression → SMB" in line)
+    assert "and 247 more" in row and len(small) <= 2_000, small
+
+
+def test_the_budget_holds_with_many_dcs_and_a_long_host_selection() -> None:
+    plan = fleet_plan(2_000)
+    dcs = tuple((name, f"dc{i % 400}.lab.example") for i, name in enumerate(plan.fleet))
+    selection = tuple(plan.fleet[::2])  # 1,000 names, none adjacent
+    for budget in (2_000, 10_000):
+        md = render(dataclasses.replace(plan, domain_controllers=dcs, selection=selection),
+                    "markdown", budget=budget)
+        assert len(md) <= budget, len(md)
+        assert "**Plan: " in md
+        assert_whole_tables(md)
+
+
+def test_error_findings_keep_room_and_are_counted_when_the_summary_is_long() -> None:
+    names = [f"HV{n:03d}" for n in range(1, 301)]
+    doc = {"manifest": {"defaults": {"migration": {"maxVirtualMachineMigrations": 2}},
+                        "hosts": "HV001..HV300"},
+           "observed": {"hosts": {name: {"maxVirtualMachineMigrations": 3 + i}
+                                  for i, name in enumerate(names)}, "directory": {"*": {}}}}
+    plan = case_plan(doc)  # 300 hosts, each from another value: 300 summary rows
+    findings = tuple(Finding(Severity.ERROR, f"host/{name}", "migration-firewall-closed",
+                             f"{name} refuses migrations on TCP 6600 ({i})")
+                     for i, name in enumerate(plan.fleet[:300]))
+    plan = dataclasses.replace(plan, findings=findings)
+    md = render(plan, "markdown", budget=5_000)
+    assert len(md) <= 5_000
+    assert "**Findings: 300 error(s), 0 warning(s).**" in md
+    assert "#### Findings (300)" in md and "| **error** |" in md
+
+
+def test_pair_findings_name_their_pairs() -> None:
+    findings = tuple(AUTHENTICATION_MISMATCH.make(f"{a}<->{b}", a=a, b=b, auth_a="Kerberos",
+                                                  auth_b="CredSSP")
+                     for a, b in (("HV01", "HV02"), ("HV01", "HV03"), ("HV04", "HV05")))
+    plan = dataclasses.replace(fleet_plan(5), findings=findings)
+    human = render(plan, "human")
+    assert ("3 pairs ({host}<->{peer}): HV01<->HV02, HV01<->HV03, HV04<->HV05: "
+            "{host} and {peer} migrate with different authentication") in human, human

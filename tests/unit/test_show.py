@@ -113,3 +113,14 @@ def test_apply_reads_a_plan_file_of_any_size_as_a_plan(tmp_path: Path, reason: s
                           check=False)
     assert proc.returncode == 1
     assert proc.stderr.splitlines() == [f"{manifest}: cannot read: No such file or directory"]
+
+
+def test_show_json_prints_the_file_as_it_is_once_it_reads_as_a_plan(tmp_path: Path) -> None:
+    """A plan file indented by `jq .` (or written by another build) is shown as it is: `--format
+    json` is the file, not this hvlm's serialisation of what it read."""
+    path = tmp_path / "indented.json"
+    path.write_text(json.dumps(json.loads(render(full_plan(), "json")), indent=2) + "\n",
+                    encoding="utf-8")
+    proc = show(str(path), "--format", "json")
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert proc.stdout == path.read_text(encoding="utf-8")

@@ -7,7 +7,8 @@ Shorthand of these cases (expanded here into the planner cases' form): a host ra
 `HV01..HV16`; `hosts: [{names: RANGE, migration: ...}]`; groups `{name, hosts: RANGE}`; observed
 `"*"` for every host not listed; an account's `toward: RANGE` for the values hvlm would have
 written toward those hosts (itself excluded); `findings:` made from the real catalogue
-(hvlm.findings) for each host of a range.
+(hvlm.findings) for each host of a range (`{name}` and `{fqdn}` in a field or the subject
+stand for that host's).
 """
 
 from __future__ import annotations
@@ -92,7 +93,10 @@ def _findings(doc: Mapping[str, Any]) -> list[Finding]:
     for item in doc.get("findings", []):
         kind = getattr(catalogue, item["kind"])
         for name in expand(item["hosts"]):
-            out.append(kind.make(f"host/{name}", name=name, **item["fields"]))
+            fqdn = f"{name.lower()}.{DOMAIN}"
+            fields = {k: str(v).format(name=name, fqdn=fqdn) for k, v in item["fields"].items()}
+            subject = item.get("subject", "host/{name}").format(name=name)
+            out.append(kind.make(subject, **{"name": name, **fields}))
     return out
 
 
@@ -176,6 +180,6 @@ def test_the_same_finding_on_many_pairs_masks_both_names() -> None:
                                                    auth_b="CredSSP")
             for a, b in (("HV01", "HV02"), ("HV03", "HV04"))]
     (group,) = group_findings(made)
-    assert group.message == "HOST and PEER migrate with different authentication"
+    assert group.message == "{host} and {peer} migrate with different authentication"
     assert group.subjects == ("HV01<->HV02", "HV03<->HV04")
     assert group.hosts.names == ("HV01", "HV02", "HV03", "HV04")
