@@ -29,6 +29,7 @@ exactly their union, else compact ranges ("HV001–HV016, HV020").
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ ARROW = "\u2192"  # "CredSSP → Kerberos"
 # --- host sets -----------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a name is sorted in every set it is in
 def _natural_key(name: str) -> tuple[str, int, int]:
     match = _TRAILING_NUMBER.match(name)
     if match is None:
