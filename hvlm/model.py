@@ -221,17 +221,23 @@ def desired_delegation(host: HostSpec, peers: tuple[HostSpec, ...]) -> tuple[str
     return tuple(chain.from_iterable(zip(*per_peer, strict=True)))
 
 
+def spn_host(value: str) -> str:
+    """The host an SPN (a delegation value) names, lower-cased: 'cifs/HV02.x:445/inst' ->
+    'hv02.x' (the KDC compares case-insensitively); '' for a value without '/'."""
+    target = value.partition("/")[2]
+    return target.split(":", 1)[0].split("/", 1)[0].lower()
+
+
 def owned_value(value: str, manifest_names: frozenset[str]) -> bool:
     """Is a delegation value hvlm's own? Its two service classes toward a host of the manifest.
 
     `manifest_names` holds every host's short name and FQDN, lower-cased. Everything else in
     msDS-AllowedToDelegateTo (SQL Server, file servers, ...) is never touched.
     """
-    spn_class, sep, target = value.partition("/")
+    spn_class, sep, _ = value.partition("/")
     if not sep:
         return False
-    target_host = target.split(":", 1)[0].split("/", 1)[0].lower()
-    return spn_class.lower() in OWNED_SPN_CLASSES and target_host in manifest_names
+    return spn_class.lower() in OWNED_SPN_CLASSES and spn_host(value) in manifest_names
 
 
 def manifest_names(manifest: Manifest) -> frozenset[str]:

@@ -43,7 +43,7 @@ _GREEN, _YELLOW, _RED, _BOLD, _DIM, _RESET = (
     "\x1b[32m", "\x1b[33m", "\x1b[31m", "\x1b[1m", "\x1b[2m", "\x1b[0m"
 )
 _ACTION_COLOR = {Action.CREATE: _GREEN, Action.UPDATE: _YELLOW, Action.DELETE: _RED}
-_ENTRY_COLOR = {"+": _GREEN, "~": _YELLOW, "-": _RED}
+_ENTRY_COLOR = {action.symbol: color for action, color in _ACTION_COLOR.items()}
 _SEVERITY_COLOR = {Severity.ERROR: _RED, Severity.WARNING: _YELLOW}
 
 
@@ -245,7 +245,7 @@ def _phase_title(phase: PhaseSummary) -> str:
 def _findings_title(summary: Summary) -> str:
     count = summary.finding_count
     return f"Findings ({count}):" if count == len(summary.findings) \
-        else f"Findings ({count}, {len(summary.findings)} kinds):"
+        else f"Findings ({count}, in {len(summary.findings)} groups):"
 
 
 def _human_entry(entry: Entry, paint: Callable[[str, str], str]) -> str:
@@ -256,11 +256,8 @@ def _human_entry(entry: Entry, paint: Callable[[str, str], str]) -> str:
 
 def _human_group(group: FindingGroup, paint: Callable[[str, str], str]) -> str:
     tag = paint(_SEVERITY_COLOR[group.severity], group.severity.value)
-    if len(group.subjects) == 1:
-        head = f"  {tag}: {safe(group.subjects[0])}: {safe(group.message)} [{safe(group.code)}]"
-    else:
-        head = (f"  {tag}: {safe(_group_subjects(group))}: {safe(group.message)} "
-                f"[{safe(group.code)}]")
+    who = group.subjects[0] if len(group.subjects) == 1 else _group_subjects(group)
+    head = f"  {tag}: {safe(who)}: {safe(group.message)} [{safe(group.code)}]"
     return "\n".join([head] + _details(group.evidence, group.fix, 6, len(group.subjects)))
 
 

@@ -29,15 +29,16 @@ exactly their union, else compact ranges ("HV001–HV016, HV020").
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 
 from hvlm.errors import Severity
 from hvlm.findings import Finding
-from hvlm.model import DelegationService
+from hvlm.model import DelegationService, spn_host
 from hvlm.plan import Action, Change, FieldValue, GroupRef, Part, Phase, Plan
 
 RANGES_SHOWN = 24  # ranges a short label names before "and N more"
@@ -225,7 +226,11 @@ class Summary:
     findings: tuple[FindingGroup, ...]
     changed: HostSet  # every host or account a change concerns
     finding_count: int = 0
-    entries: tuple[Entry, ...] = field(default=(), repr=False)  # all phases' entries, in order
+
+    @property
+    def entries(self) -> tuple[Entry, ...]:
+        """All phases' entries, in order."""
+        return tuple(e for p in self.phases for e in p.entries)
 
 
 _LAST: list[tuple[Plan, Summary]] = []  # one slot: a plan printed and saved is summarised once
@@ -249,14 +254,12 @@ def _summarize(plan: Plan) -> Summary:
         if changes:
             phases.append(PhaseSummary(phase, len(changes), _mark_exceptions(
                 _phase_entries(phase, changes, namer))))
-    entries = tuple(e for p in phases for e in p.entries)
     return Summary(
         totals=plan.summary(),
         phases=tuple(phases),
         findings=group_findings(plan.findings, namer),
         changed=namer.name({c.host for c in plan.changes}),
         finding_count=len(plan.findings),
-        entries=entries,
     )
 
 
@@ -267,13 +270,14 @@ def _phase_entries(phase: Phase, changes: Sequence[Change], namer: _Namer) -> li
     tickets: list[str] = []
     delegation: list[Change] = []
     for change in changes:
-        part = change.where.part
+        where = change.where
+        part = where.part
         if part is Part.MIGRATION:
             before, after = change.before or {}, change.after or {}
             for key in after:
                 settings.setdefault((key, before.get(key), after[key]), []).append(change.host)
         elif part is Part.NETWORK:
-            subnet = str(change.where.subnet)
+            subnet = str(where.subnet)
             before_p = (change.before or {}).get("priority")
             after_p = (change.after or {}).get("priority")
             networks.setdefault((change.action, subnet, before_p, after_p), []).append(
@@ -357,9 +361,12 @@ class _Pattern:
         return self.services, self.forms
 
     def text(self, each: bool, total: int) -> str:
-        forms = "both name forms" if len(self.forms) == 2 else f"{self.forms[0]} names"
         count = f"{_values(self.values)} each" if each else _values(total)
-        return f": {' + '.join(self.services)}, {forms}, {count}"
+        return f": {' + '.join(self.services)}, {_forms_text(self.forms)}, {count}"
+
+
+def _forms_text(forms: tuple[str, ...]) -> str:
+    return "both name forms" if len(forms) == 2 else f"{forms[0]} names"
 
 
 def _values(count: int) -> str:
@@ -369,9 +376,8 @@ def _values(count: int) -> str:
 def value_parts(value: str) -> tuple[str, str]:
     """(service, target host) of a delegation value: 'cifs/HV02.lab.example:445' -> cifs,
     hv02.lab.example (lower case: the KDC compares case-insensitively)."""
-    spn_class, _, target = value.partition("/")
-    host = target.split(":", 1)[0].split("/", 1)[0]
-    return _SERVICE_NAMES.get(spn_class.lower(), spn_class), host.lower()
+    spn_class = value.partition("/")[0]
+    return _SERVICE_NAMES.get(spn_class.lower(), spn_class), spn_host(value)
 
 
 class _Patterns:
@@ -443,60 +449,73 @@ def delegation_entries(phase: Phase, changes: Sequence[Change], namer: _Namer) -
             odd.append(how.entry(namer.name([change.host]),
                                  f"{how.verb} {_values(len(values))} toward {peers.label}"
                                  f"{pattern.text(False, len(values))}", len(values), True))
-    mutual, whole_groups = _mutual_entries(how, patterns)
-    return mutual + _across_groups(how, whole_groups) + _toward_entries(how, patterns) + odd
+    mutual = _mutual_entries(how, patterns)
+    return mutual + _toward_entries(how, patterns) + odd
 
 
 _Cluster = tuple[_PatternKey, frozenset[str]]
 
 
-def _mutual_entries(how: _Delegation, patterns: dict[str, _Pattern]
-                    ) -> tuple[list[Entry], dict[_PatternKey, list[tuple[HostSet, int]]]]:
+@dataclass(frozen=True)
+class _Mutual:
+    """Accounts that each gain every other member of one set (`whole`)."""
+
+    key: _PatternKey
+    whole: frozenset[str]
+    hosts: HostSet
+    patterns: tuple[_Pattern, ...]
+
+    @property
+    def values(self) -> int:
+        return sum(p.values for p in self.patterns)
+
+    @property
+    def one_group(self) -> bool:
+        """The members are the whole set, and the set is exactly one manifest group."""
+        return len(self.hosts) == len(self.whole) and len(self.hosts.groups) == 1
+
+
+def _mutual_entries(how: _Delegation, patterns: dict[str, _Pattern]) -> list[Entry]:
     """Accounts that each gain every other member of one set S (removed from `patterns`): one
-    entry per S; when S is exactly one manifest group, kept aside for `_across_groups`."""
+    entry per S, except where several S of one pattern are each exactly one manifest group:
+    one entry for all of them ("gain delegation to the other hosts of their group")."""
     clusters: dict[_Cluster, list[str]] = {}
     for host, pattern in patterns.items():
         if host.upper() not in pattern.peers:
             clusters.setdefault((pattern.key, pattern.peers | {host.upper()}), []).append(host)
-    out: list[Entry] = []
-    whole_groups: dict[_PatternKey, list[tuple[HostSet, int]]] = {}
-    for (key, whole), members in clusters.items():
-        if len(members) < 2:
-            continue
-        found = [patterns.pop(m) for m in members]
-        hosts = how.namer.name(members)
-        total = sum(p.values for p in found)
-        others = whole - {m.upper() for m in members}
-        if not others and len(hosts.groups) == 1:
-            whole_groups.setdefault(key, []).append((hosts, total))
-        text = f"{how.verb} delegation to each other"
-        if others:
-            text += f" and to {how.namer.name(others).label}"
-        each = all(p.values == found[0].values for p in found)
-        out.append(how.entry(hosts, f"{text}{found[0].text(each, total)}", total))
-    for key, groups in list(whole_groups.items()):
-        if len(groups) < 2:
-            del whole_groups[key]
-        else:
-            grouped = {id(h) for h, _ in groups}
-            out = [e for e in out if id(e.hosts) not in grouped]
-    return out, whole_groups
+    mutual = [_Mutual(key, whole, how.namer.name(members),
+                      tuple(patterns.pop(m) for m in members))
+              for (key, whole), members in clusters.items() if len(members) > 1]
+    by_key: dict[_PatternKey, list[_Mutual]] = {}
+    for cluster in mutual:
+        if cluster.one_group:
+            by_key.setdefault(cluster.key, []).append(cluster)
+    across = {(c.key, c.whole) for groups in by_key.values() if len(groups) > 1 for c in groups}
+    out = [_one_set(how, c) for c in mutual if (c.key, c.whole) not in across]
+    return out + [_across_groups(how, key, groups) for key, groups in by_key.items()
+                  if len(groups) > 1]
 
 
-def _across_groups(how: _Delegation, whole_groups: dict[_PatternKey, list[tuple[HostSet, int]]]
-                   ) -> list[Entry]:
+def _one_set(how: _Delegation, cluster: _Mutual) -> Entry:
+    text = f"{how.verb} delegation to each other"
+    others = cluster.whole - {m.upper() for m in cluster.hosts.names}
+    if others:
+        text += f" and to {how.namer.name(others).label}"
+    first = cluster.patterns[0]
+    each = all(p.values == first.values for p in cluster.patterns)
+    return how.entry(cluster.hosts, f"{text}{first.text(each, cluster.values)}", cluster.values)
+
+
+def _across_groups(how: _Delegation, key: _PatternKey, groups: list[_Mutual]) -> Entry:
     """Whole groups with the same services and forms, each gaining delegation among its own
     members: one entry, "all 200 hosts: gain delegation to the other hosts of their group"."""
-    out = []
-    for (services, forms), groups in whole_groups.items():
-        hosts = how.namer.name(h for group, _ in groups for h in group.names)
-        total = sum(values for _, values in groups)
-        form_text = "both name forms" if len(forms) == 2 else f"{forms[0]} names"
-        out.append(how.entry(hosts, (
-            f"{how.verb} delegation to the other hosts of their group, in each of {len(groups)} "
-            f"groups: {' + '.join(services)}, {form_text}, {len(services) * len(forms)} values "
-            f"per peer, {total:,} in all"), total))
-    return out
+    services, forms = key
+    hosts = how.namer.name(h for group in groups for h in group.hosts.names)
+    total = sum(group.values for group in groups)
+    return how.entry(hosts, (
+        f"{how.verb} delegation to the other hosts of their group, in each of {len(groups)} "
+        f"groups: {' + '.join(services)}, {_forms_text(forms)}, {len(services) * len(forms)} "
+        f"values per peer, {total:,} in all"), total)
 
 
 def _toward_entries(how: _Delegation, patterns: dict[str, _Pattern]) -> list[Entry]:
@@ -533,8 +552,7 @@ def _mark_exceptions(entries: list[Entry]) -> tuple[Entry, ...]:
         family = (entry.section, entry.topic)
         if len(entry.hosts) < largest[family] and not entry.exception \
                 and entry.section is not Section.DELEGATION:
-            entry = Entry(entry.phase, entry.section, entry.symbol, entry.hosts, entry.text,
-                          entry.topic, True, entry.values)
+            entry = dataclasses.replace(entry, exception=True)
         out.append(entry)
     return tuple(out)
 

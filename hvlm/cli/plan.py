@@ -92,11 +92,12 @@ def _observe_and_plan(
     return observation, plan
 
 
-def _write_plan(plan: Plan, out: str) -> None:
+def _write_plan(text: str, out: str) -> None:
+    """The plan file: the text `--format json` prints (render_plan(plan, "json"))."""
     target = Path(out)
     fd, tmp = tempfile.mkstemp(prefix=".hvlm-plan-", dir=target.parent or Path("."))
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(render_plan(plan, "json"))  # the text `--format json` prints
+        handle.write(text)
     os.replace(tmp, target)
 
 
@@ -128,9 +129,9 @@ def plan(
     loaded = _load(manifest)
     with open_fleet(loaded.manifest, parallelism) as fleet:
         _, the_plan = _observe_and_plan(fleet, loaded, hosts, refresh_tickets)
-    show_plan(the_plan, fmt, color, full, markdown_budget)
-    if out:
-        _write_plan(the_plan, out)
+    shown = show_plan(the_plan, fmt, color, full, markdown_budget)
+    if out:  # a plan printed as JSON is not serialised twice
+        _write_plan(shown if fmt == "json" else render_plan(the_plan, "json"), out)
         log.info("plan saved", path=out)
         if sys.stderr.isatty():
             click.echo(f"plan saved to {out}", err=True)

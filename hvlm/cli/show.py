@@ -20,12 +20,14 @@ from hvlm.render import render
 
 
 def show_plan(plan: Plan, fmt: str, color: bool | None, full: bool = False,
-              budget: int | None = None) -> None:
-    """The plan on stdout, as `hvlm plan`, `hvlm apply` and `hvlm show` print it. `color=` on
-    echo too: click strips escape sequences off a TTY otherwise, and `--color` asked for them."""
+              budget: int | None = None) -> str:
+    """The plan on stdout, as `hvlm plan`, `hvlm apply` and `hvlm show` print it; returns the
+    text. `color=` on echo too: click strips escape sequences off a TTY otherwise, and
+    `--color` asked for them."""
     colored = use_color(color)
-    click.echo(render(plan, fmt, color=colored, full=full, budget=budget), nl=False,
-               color=colored)
+    text = render(plan, fmt, color=colored, full=full, budget=budget)
+    click.echo(text, nl=False, color=colored)
+    return text
 
 
 def read_plan_file(path: str) -> Plan:

@@ -22,6 +22,7 @@ from hvlm.model import (
     HostSpec,
     delegation_targets,
     owned_value,
+    spn_host,
 )
 from hvlm.plan import (
     DELEGATION_ATTRIBUTE,
@@ -93,11 +94,6 @@ def _switch_targets(ctx: Context, accounts: dict[str, DelegationState], pending:
                 ctx.targets[address] = account_fingerprint(accounts[wanted])
 
 
-def _target_name(value: str) -> str:
-    target = value.partition("/")[2]
-    return target.split(":", 1)[0].split("/", 1)[0].lower()
-
-
 def _desired_values(ctx: Context, spec: HostSpec) -> list[PeerValues]:
     """hvlm.model.desired_delegation, peer by peer (each peer's values, and the same by their
     lower-cased form, built once for the whole fleet): the values are these peers' in order."""
@@ -159,7 +155,7 @@ def _missing_values(
         by_slot = chain.from_iterable(zip(*[values for values, _ in desired], strict=True))
         add = [v for v in (missing.pop(t.lower(), None) for t in by_slot) if v is not None]
     if not selected:
-        add = [v for v in add if _target_name(v) in ctx.selected_names]
+        add = [v for v in add if spn_host(v) in ctx.selected_names]
     return add
 
 
@@ -174,7 +170,7 @@ def _stale_values(
     candidates = [
         v for v in stored
         if v in undesired and owned_value(v, ctx.names)
-        and (selected or _target_name(v) in ctx.selected_names)
+        and (selected or spn_host(v) in ctx.selected_names)
     ]
     if not candidates:
         return []
