@@ -446,15 +446,28 @@ def dumps_plan(plan: Plan, review: Mapping[str, Any] | None = None) -> str:
 
 def loads_plan(text: str | bytes, name: str = "") -> Plan:
     """Read a plan file (`name`: its path, for the messages); anything malformed is one
-    PlanFileError naming where."""
+    PlanFileError naming where (the file, then the field)."""
     try:
         document = json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise PlanFileError(f"plan file is not JSON: {exc}") from exc
+        raise _in_file(PlanFileError(f"plan file is not JSON: {exc}"), name) from exc
     return plan_from_document(document, name)
 
 
 def plan_from_document(document: object, name: str = "") -> Plan:
+    try:
+        return _plan_from_document(document, name)
+    except PlanFileError as exc:
+        raise _in_file(exc, name) from None
+
+
+def _in_file(error: PlanFileError, name: str) -> PlanFileError:
+    """The error with the file's path in front, unless it names the file already."""
+    message = str(error)
+    return error if not name or name in message else PlanFileError(f"{name}: {message}")
+
+
+def _plan_from_document(document: object, name: str) -> Plan:
     doc = _obj(document, "plan")
     _check_version(doc.get("format_version"), name)
     manifest = _obj(doc.get("manifest"), "manifest")

@@ -63,15 +63,15 @@ def test_show_json_is_the_plan_file_itself(planfile: Path) -> None:
     ("content", "message"),
     [
         (None, "error: {path}: cannot read: No such file or directory"),
-        ("{", "error: plan file is not JSON: Expecting property name enclosed in double quotes: "
+        ("{", "error: {path}: plan file is not JSON: Expecting property name enclosed in double quotes: "
               "line 1 column 2 (char 1)"),
         (json.dumps({"format_version": 1, "changes": []}),
          "error: plan file {path} was made by an older hvlm (format 1): run hvlm plan again"),
-        ("apiVersion: hvlm/v1\n", "error: plan file is not JSON: Expecting value: line 1 "
-                                  "column 1 (char 0)"),
+        ("apiVersion: hvlm/v1\n", "error: {path}: plan file is not JSON: Expecting value: "
+                                  "line 1 column 1 (char 0)"),
         (dumps_plan(full_plan()).replace('"kept":[["cifs/",["HV02"],""]]', '"kept":"cifs/HV02"',
                                          1),
-         "error: plan file: changes[0].kept: expected a list of [prefix, [values], suffix]"),
+         "error: {path}: plan file: changes[0].kept: expected a list of [prefix, [values], suffix]"),
     ],
 )
 def test_a_bad_plan_file_is_one_line_and_exit_1(tmp_path: Path, content: str | None,
